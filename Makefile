@@ -1,0 +1,37 @@
+# Shardline's routine tasks. CI runs `make lint` and `make test`; README's two set-up commands
+# are `make standalone` and `make test`. Each target installs the system packages it needs.
+
+# Builds are slow on small machines: keep cargo's output outside the clone, shared by clones.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/shardline/target
+
+DATA_DIR ?= ./shardline-data
+LISTEN ?= 127.0.0.1:4567
+ENDPOINT ?= http://127.0.0.1:4567
+
+.PHONY: deps standalone test lint bench kinesalite
+
+## deps: system packages the build needs (libclang for RocksDB's bindings)
+deps:
+	@bash scripts/install-deps.sh
+
+## standalone: run one shard-server with every shard and the catalog in-process
+standalone: deps
+	cargo run --release -p shard-server -- --standalone --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+## test: every unit and data-plane test (the data-plane tests run the built shard-server binary)
+test: deps
+	cargo build --workspace --all-targets
+	cargo test --workspace --all-targets
+
+## lint: formatting and clippy with warnings as errors
+lint: deps
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## bench: shardctl bench against ENDPOINT (start `make standalone` first)
+bench: deps
+	cargo run --release -p shardline --bin shardctl -- bench --endpoint $(ENDPOINT)
+
+## kinesalite: run kinesalite (npm) on port 4568 for side-by-side benchmarks
+kinesalite:
+	@bash scripts/kinesalite.sh

@@ -1,0 +1,346 @@
+//! `shardctl bench`: a Kinesis benchmark. It speaks only the Kinesis API (through
+//! `aws-sdk-kinesis`), so the same command measures Shardline or any other Kinesis-compatible
+//! endpoint. Phases: PutRecords ingest from concurrent producers, a sequential single-record
+//! PutRecord latency run, then a read-back of everything written with GetRecords, checking
+//! that the count read equals the count acknowledged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
+use clap::Args;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, RngCore};
+use serde::Serialize;
+
+/// Options of `shardctl bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Kinesis endpoint to measure.
+    #[arg(long, env = "SHARDLINE_ENDPOINT", default_value = "http://127.0.0.1:4567")]
+    endpoint: String,
+    /// Stream to use; created (and deleted afterwards) when it does not exist.
+    #[arg(long, default_value = "shardctl-bench")]
+    stream: String,
+    /// Shards of the stream when it is created.
+    #[arg(long, default_value_t = 4)]
+    shards: i32,
+    /// Bytes of data per record.
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Length of the ingest phase, e.g. `10s`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent PutRecords producers.
+    #[arg(long, default_value_t = 8)]
+    producers: usize,
+    /// Records per PutRecords call (1..500).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Sequential single-record PutRecord calls in the latency phase.
+    #[arg(long, default_value_t = 2000)]
+    single_puts: usize,
+    /// Region to sign requests for.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Keep a stream the bench created.
+    #[arg(long)]
+    keep_stream: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Serialize)]
+struct Latency {
+    calls: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    max_ms: f64,
+}
+
+impl Latency {
+    fn of(histogram: &Histogram<u64>) -> Self {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Latency {
+            calls: histogram.len(),
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            p999_ms: ms(histogram.value_at_quantile(0.999)),
+            max_ms: ms(histogram.max()),
+        }
+    }
+}
+
+/// What the bench measured.
+#[derive(Debug, Serialize)]
+struct Summary {
+    endpoint: String,
+    stream: String,
+    shards: usize,
+    record_size: usize,
+    producers: usize,
+    batch: usize,
+    ingest_seconds: f64,
+    records_acknowledged: u64,
+    records_failed: u64,
+    records_per_second: f64,
+    ingest_mb_per_second: f64,
+    put_records_latency: Latency,
+    put_record_latency: Latency,
+    read_records: u64,
+    read_seconds: f64,
+    read_mb_per_second: f64,
+    read_matches_acknowledged: bool,
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Runs the benchmark.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.batch == 0 || args.batch > 500 {
+        bail!("--batch must be between 1 and 500");
+    }
+    let client = shardline::kinesis::client(&args.endpoint, &args.region);
+    let created = prepare_stream(&client, &args).await?;
+    let shards = client.list_shards().stream_name(&args.stream).send().await.context("ListShards")?;
+    let shard_ids: Vec<String> = shards.shards().iter().map(|s| s.shard_id().to_owned()).collect();
+    // Read-back starts at LATEST taken now, so it sees exactly what this run writes.
+    let mut iterators = Vec::new();
+    for shard in &shard_ids {
+        let out = client
+            .get_shard_iterator()
+            .stream_name(&args.stream)
+            .shard_id(shard)
+            .shard_iterator_type(ShardIteratorType::Latest)
+            .send()
+            .await
+            .context("GetShardIterator")?;
+        iterators.push(out.shard_iterator().context("no iterator")?.to_owned());
+    }
+
+    let (acknowledged, failed, ingest_seconds, put_records_latency) = ingest(&client, &args).await?;
+    let (single_acknowledged, put_record_latency) = single_puts(&client, &args).await?;
+    let (read_records, read_bytes, read_seconds) = read_back(&client, iterators).await?;
+    let total_acknowledged = acknowledged + single_acknowledged;
+
+    let summary = Summary {
+        endpoint: args.endpoint.clone(),
+        stream: args.stream.clone(),
+        shards: shard_ids.len(),
+        record_size: args.record_size,
+        producers: args.producers,
+        batch: args.batch,
+        ingest_seconds,
+        records_acknowledged: acknowledged,
+        records_failed: failed,
+        records_per_second: acknowledged as f64 / ingest_seconds,
+        ingest_mb_per_second: (acknowledged * args.record_size as u64) as f64 / ingest_seconds / 1e6,
+        put_records_latency: Latency::of(&put_records_latency),
+        put_record_latency: Latency::of(&put_record_latency),
+        read_records,
+        read_seconds,
+        read_mb_per_second: read_bytes as f64 / read_seconds / 1e6,
+        read_matches_acknowledged: read_records == total_acknowledged,
+    };
+    if created && !args.keep_stream {
+        client.delete_stream().stream_name(&args.stream).send().await.context("DeleteStream")?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_table(&summary);
+    }
+    if !summary.read_matches_acknowledged {
+        bail!("read back {read_records} records but {total_acknowledged} were acknowledged");
+    }
+    Ok(())
+}
+
+async fn prepare_stream(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::Result<bool> {
+    let exists = client.describe_stream_summary().stream_name(&args.stream).send().await.is_ok();
+    if !exists {
+        client
+            .create_stream()
+            .stream_name(&args.stream)
+            .shard_count(args.shards)
+            .send()
+            .await
+            .context("CreateStream")?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let summary =
+            client.describe_stream_summary().stream_name(&args.stream).send().await.context("DescribeStreamSummary")?;
+        if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
+            return Ok(!exists);
+        }
+        if Instant::now() > deadline {
+            bail!("stream {} did not become ACTIVE within 60 s", args.stream);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn partition_key() -> String {
+    format!("{:032x}", rand::rng().random::<u128>())
+}
+
+fn payload(size: usize) -> Vec<u8> {
+    let mut data = vec![0u8; size];
+    rand::rng().fill_bytes(&mut data);
+    data
+}
+
+async fn ingest(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::Result<(u64, u64, f64, Histogram<u64>)> {
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let bar = ProgressBar::new(args.duration.as_secs().max(1));
+    bar.set_style(ProgressStyle::with_template("ingest {bar:30} {pos}/{len}s {msg}")?);
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    let mut tasks = Vec::new();
+    for _ in 0..args.producers {
+        let (client, acknowledged, failed) = (client.clone(), acknowledged.clone(), failed.clone());
+        let (stream, batch, record_size) = (args.stream.clone(), args.batch, args.record_size);
+        tasks.push(tokio::spawn(async move {
+            let mut latency = histogram()?;
+            let data = payload(record_size);
+            while Instant::now() < deadline {
+                let entries = (0..batch)
+                    .map(|_| {
+                        PutRecordsRequestEntry::builder()
+                            .partition_key(partition_key())
+                            .data(Blob::new(data.clone()))
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let sent = Instant::now();
+                let out = client
+                    .put_records()
+                    .stream_name(&stream)
+                    .set_records(Some(entries))
+                    .send()
+                    .await
+                    .context("PutRecords")?;
+                latency.record(micros(sent.elapsed()))?;
+                let failures = u64::try_from(out.failed_record_count().unwrap_or(0)).unwrap_or(0);
+                failed.fetch_add(failures, Ordering::Relaxed);
+                acknowledged.fetch_add(batch as u64 - failures, Ordering::Relaxed);
+            }
+            anyhow::Ok(latency)
+        }));
+    }
+    let ticker = {
+        let (bar, acknowledged) = (bar.clone(), acknowledged.clone());
+        let record_size = args.record_size as f64;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let secs = start.elapsed().as_secs_f64();
+                let records = acknowledged.load(Ordering::Relaxed) as f64;
+                bar.set_position(start.elapsed().as_secs());
+                bar.set_message(format!(
+                    "{:.0} records/s, {:.1} MB/s",
+                    records / secs,
+                    records * record_size / secs / 1e6
+                ));
+            }
+        })
+    };
+    let mut latency = histogram()?;
+    for task in tasks {
+        latency.add(task.await??)?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    ticker.abort();
+    bar.finish_and_clear();
+    Ok((acknowledged.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), seconds, latency))
+}
+
+async fn single_puts(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let bar = ProgressBar::new(args.single_puts as u64);
+    bar.set_style(ProgressStyle::with_template("PutRecord {bar:30} {pos}/{len}")?);
+    let mut latency = histogram()?;
+    let data = payload(args.record_size);
+    for _ in 0..args.single_puts {
+        let sent = Instant::now();
+        client
+            .put_record()
+            .stream_name(&args.stream)
+            .partition_key(partition_key())
+            .data(Blob::new(data.clone()))
+            .send()
+            .await
+            .context("PutRecord")?;
+        latency.record(micros(sent.elapsed()))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok((args.single_puts as u64, latency))
+}
+
+async fn read_back(client: &aws_sdk_kinesis::Client, iterators: Vec<String>) -> anyhow::Result<(u64, u64, f64)> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_message("reading back");
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for iterator in iterators {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut records, mut bytes, mut iterator) = (0u64, 0u64, iterator);
+            loop {
+                let page =
+                    client.get_records().shard_iterator(&iterator).limit(10_000).send().await.context("GetRecords")?;
+                records += page.records().len() as u64;
+                bytes += page.records().iter().map(|r| r.data().as_ref().len() as u64).sum::<u64>();
+                let caught_up = page.records().is_empty() && page.millis_behind_latest().unwrap_or(0) == 0;
+                match page.next_shard_iterator() {
+                    Some(next) if !caught_up => iterator = next.to_owned(),
+                    _ => return anyhow::Ok((records, bytes)),
+                }
+            }
+        }));
+    }
+    let (mut records, mut bytes) = (0, 0);
+    for task in tasks {
+        let (r, b) = task.await??;
+        records += r;
+        bytes += b;
+    }
+    bar.finish_and_clear();
+    Ok((records, bytes, start.elapsed().as_secs_f64()))
+}
+
+fn print_table(s: &Summary) {
+    println!("shardctl bench: {} (stream {}, {} shards)", s.endpoint, s.stream, s.shards);
+    println!("  records of {} B, {} producers x PutRecords of {}", s.record_size, s.producers, s.batch);
+    println!();
+    println!("  {:<28} {:>14}", "ingest records/s", format!("{:.0}", s.records_per_second));
+    println!("  {:<28} {:>14}", "ingest MB/s", format!("{:.1}", s.ingest_mb_per_second));
+    println!("  {:<28} {:>14}", "records acknowledged", s.records_acknowledged);
+    println!("  {:<28} {:>14}", "records failed", s.records_failed);
+    let row = |name: &str, l: &Latency| {
+        println!(
+            "  {name:<28} {:>8.3} p50 {:>8.3} p99 {:>8.3} p99.9 {:>8.3} max  ({} calls)",
+            l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.calls
+        );
+    };
+    row("PutRecords latency ms", &s.put_records_latency);
+    row("PutRecord latency ms", &s.put_record_latency);
+    println!("  {:<28} {:>14}", "read-back MB/s", format!("{:.1}", s.read_mb_per_second));
+    println!("  {:<28} {:>14}", "read-back records", s.read_records);
+    println!("  {:<28} {:>14}", "read == acknowledged", s.read_matches_acknowledged);
+}

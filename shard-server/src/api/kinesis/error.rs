@@ -1,0 +1,101 @@
+//! Kinesis errors on the wire. [`ErrorCode::wire`] is the one place that maps an error to its
+//! `__type` and HTTP status; [`From<crate::Error>`] is the one place that classifies
+//! data-plane failures. No handler matches on message text.
+
+use axum::http::StatusCode;
+
+use crate::error::Error;
+
+/// The Kinesis error types Shardline answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The body is not valid for the protocol (bad JSON, wrong types, bad base64).
+    Serialization,
+    /// A field breaks its declared constraints (missing, too long, out of range, pattern).
+    Validation,
+    /// The `X-Amz-Target` names no operation Shardline serves.
+    UnknownOperation,
+    /// The stream or shard does not exist.
+    ResourceNotFound,
+    /// The resource exists but its state forbids the call.
+    ResourceInUse,
+    /// A value is well formed but not acceptable.
+    InvalidArgument,
+    /// A limit would be exceeded.
+    LimitExceeded,
+    /// The shard iterator has expired.
+    ExpiredIterator,
+    /// The pagination token has expired.
+    ExpiredNextToken,
+    /// DryRun was set and the request would have succeeded.
+    DryRunOperation,
+    /// The request body is larger than any valid request.
+    RequestTooLarge,
+    /// A fault inside the server.
+    InternalFailure,
+}
+
+impl ErrorCode {
+    /// The `__type` and HTTP status of this error.
+    pub const fn wire(self) -> (&'static str, StatusCode) {
+        match self {
+            ErrorCode::Serialization => ("SerializationException", StatusCode::BAD_REQUEST),
+            ErrorCode::Validation => ("ValidationException", StatusCode::BAD_REQUEST),
+            ErrorCode::UnknownOperation => ("UnknownOperationException", StatusCode::BAD_REQUEST),
+            ErrorCode::ResourceNotFound => ("ResourceNotFoundException", StatusCode::BAD_REQUEST),
+            ErrorCode::ResourceInUse => ("ResourceInUseException", StatusCode::BAD_REQUEST),
+            ErrorCode::InvalidArgument => ("InvalidArgumentException", StatusCode::BAD_REQUEST),
+            ErrorCode::LimitExceeded => ("LimitExceededException", StatusCode::BAD_REQUEST),
+            ErrorCode::ExpiredIterator => ("ExpiredIteratorException", StatusCode::BAD_REQUEST),
+            ErrorCode::ExpiredNextToken => ("ExpiredNextTokenException", StatusCode::BAD_REQUEST),
+            ErrorCode::DryRunOperation => ("DryRunOperationException", StatusCode::BAD_REQUEST),
+            ErrorCode::RequestTooLarge => ("SerializationException", StatusCode::PAYLOAD_TOO_LARGE),
+            ErrorCode::InternalFailure => ("InternalFailure", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+/// An error ready to be written as `{"__type": …, "message": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// Which Kinesis error.
+    pub code: ErrorCode,
+    /// The human-readable message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of `code` with `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// An `InvalidArgumentException`.
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// A `SerializationException`.
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Serialization, message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        let code = match &err {
+            Error::StreamNotFound { .. } | Error::ShardNotFound { .. } => ErrorCode::ResourceNotFound,
+            Error::StreamExists { .. } | Error::StreamNotActive { .. } => ErrorCode::ResourceInUse,
+            Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Error::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            Error::ExpiredIterator(_) => ErrorCode::ExpiredIterator,
+            Error::ExpiredNextToken(_) => ErrorCode::ExpiredNextToken,
+            Error::WritePathClosed(_) | Error::Store(_) => {
+                tracing::error!(cause = %err, "internal failure");
+                return ApiError::new(ErrorCode::InternalFailure, "Internal service failure.");
+            }
+        };
+        ApiError::new(code, err.to_string())
+    }
+}

@@ -1,0 +1,95 @@
+//! GetShardIterator: an opaque, expiring position in one shard.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::kinesis::codec::Timestamp;
+use crate::api::kinesis::error::{ApiError, ErrorCode};
+use crate::api::kinesis::stream_ref;
+use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
+use crate::node::{Node, StartingPosition};
+use crate::sequence::{self, SequenceNumber};
+
+const ITERATOR_TYPES: [&str; 5] =
+    ["AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"];
+
+/// The request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Request {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    shard_id: Option<String>,
+    shard_iterator_type: Option<String>,
+    starting_sequence_number: Option<String>,
+    timestamp: Option<Timestamp>,
+    dry_run: Option<bool>,
+}
+
+/// The response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Response {
+    shard_iterator: String,
+}
+
+impl Request {
+    /// Issues the iterator.
+    pub fn apply(self, node: &Node) -> Result<Response, ApiError> {
+        let mut v = Violations::new();
+        stream_ref::validate(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
+        v.required("shardId", self.shard_id.as_ref());
+        v.shard_id("shardId", self.shard_id.as_deref());
+        v.required("shardIteratorType", self.shard_iterator_type.as_ref());
+        v.one_of("shardIteratorType", self.shard_iterator_type.as_deref(), &ITERATOR_TYPES);
+        v.pattern(
+            "startingSequenceNumber",
+            self.starting_sequence_number.as_deref(),
+            sequence::is_well_formed,
+            SEQUENCE_NUMBER_PATTERN,
+        );
+        v.finish()?;
+        let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
+        let shard = self.shard_id.unwrap_or_default();
+        let kind = self.shard_iterator_type.unwrap_or_default();
+        let account = &node.config().account_id;
+        let parse_sequence = |text: &str| {
+            SequenceNumber::parse(text).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "StartingSequenceNumber {text} used in GetShardIterator on shard {shard} in stream {name} under account {account} is invalid."
+                ))
+            })
+        };
+        let mismatch = |with: &str| {
+            ApiError::invalid_argument(format!(
+                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {with} StartingSequenceNumber."
+            ))
+        };
+        let start = match (kind.as_str(), self.starting_sequence_number.as_deref()) {
+            ("TRIM_HORIZON" | "LATEST", Some(_)) => return Err(mismatch("also a")),
+            ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => return Err(mismatch("no")),
+            ("TRIM_HORIZON", None) => StartingPosition::TrimHorizon,
+            ("LATEST", None) => StartingPosition::Latest,
+            ("AT_SEQUENCE_NUMBER", Some(text)) => StartingPosition::AtSequenceNumber(parse_sequence(text)?),
+            ("AFTER_SEQUENCE_NUMBER", Some(text)) => StartingPosition::AfterSequenceNumber(parse_sequence(text)?),
+            ("AT_TIMESTAMP", _) => StartingPosition::AtTimestamp(
+                self.timestamp
+                    .ok_or_else(|| {
+                        ApiError::invalid_argument(
+                            "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
+                        )
+                    })?
+                    .0,
+            ),
+            _ => return Err(ApiError::invalid_argument(format!("Unknown ShardIteratorType {kind}."))),
+        };
+        let shard_iterator = node.shard_iterator(&name, &shard, start)?;
+        if self.dry_run == Some(true) {
+            return Err(ApiError::new(
+                ErrorCode::DryRunOperation,
+                "Request would have succeeded, but DryRun flag is set.",
+            ));
+        }
+        Ok(Response { shard_iterator })
+    }
+}

@@ -1,0 +1,14 @@
+//! One module per Kinesis operation: its request, validation, action and response.
+
+pub mod create_stream;
+pub mod delete_stream;
+pub mod describe_stream;
+pub mod describe_stream_summary;
+pub mod get_records;
+pub mod get_shard_iterator;
+pub mod list_shards;
+pub mod list_streams;
+pub mod put_record;
+pub mod put_records;
+pub mod records;
+pub mod retention_period;

@@ -1,0 +1,80 @@
+//! PutRecord: one record, routed by partition key (or explicit hash key), durable on return.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::kinesis::codec::Blob;
+use crate::api::kinesis::error::{ApiError, ErrorCode};
+use crate::api::kinesis::ops::records::{check_entry, to_put_entry, EntryFields};
+use crate::api::kinesis::stream_ref;
+use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
+use crate::node::Node;
+use crate::sequence::{self, SequenceNumber};
+
+/// The request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Request {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+    data: Option<Blob>,
+    sequence_number_for_ordering: Option<String>,
+    dry_run: Option<bool>,
+}
+
+/// The response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Response {
+    shard_id: String,
+    sequence_number: String,
+    encryption_type: &'static str,
+}
+
+impl Request {
+    /// Puts the record.
+    pub async fn apply(self, node: &Node) -> Result<Response, ApiError> {
+        let mut v = Violations::new();
+        stream_ref::validate(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
+        let fields = EntryFields {
+            partition_key: self.partition_key.as_deref(),
+            explicit_hash_key: self.explicit_hash_key.as_deref(),
+            data: self.data.as_ref(),
+        };
+        check_entry(&mut v, "", &fields);
+        v.pattern(
+            "sequenceNumberForOrdering",
+            self.sequence_number_for_ordering.as_deref(),
+            sequence::is_well_formed,
+            SEQUENCE_NUMBER_PATTERN,
+        );
+        v.finish()?;
+        let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
+        if let Some(ordering) = &self.sequence_number_for_ordering {
+            if SequenceNumber::parse(ordering).is_none() {
+                return Err(ApiError::invalid_argument(format!(
+                    "ExclusiveMinimumSequenceNumber {ordering} used in PutRecord on stream {name} under account {} is invalid.",
+                    node.config().account_id
+                )));
+            }
+        }
+        let entry = to_put_entry(self.partition_key, self.explicit_hash_key.as_deref(), self.data)?;
+        if self.dry_run == Some(true) {
+            node.catalog().get(&name)?;
+            return Err(ApiError::new(
+                ErrorCode::DryRunOperation,
+                "Request would have succeeded, but DryRun flag is set.",
+            ));
+        }
+        let mut results = node.put(&name, vec![entry]).await?;
+        let result =
+            results.pop().ok_or_else(|| ApiError::new(ErrorCode::InternalFailure, "Internal service failure."))?;
+        Ok(Response {
+            shard_id: result.shard_id,
+            sequence_number: result.sequence_number.to_string(),
+            encryption_type: "NONE",
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! PutRecords: up to 500 records and 5 MiB in one call, results in request order. Records are
+//! appended in one durable batch, so a call either stores every record or none.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::kinesis::codec::Blob;
+use crate::api::kinesis::error::{ApiError, ErrorCode};
+use crate::api::kinesis::ops::records::{check_entry, to_put_entry, EntryFields};
+use crate::api::kinesis::stream_ref;
+use crate::api::kinesis::validate::Violations;
+use crate::node::Node;
+
+/// Most records in one call.
+pub const MAX_RECORDS: usize = 500;
+/// Most bytes (partition keys plus data) in one call.
+pub const MAX_REQUEST_BYTES: usize = 5 << 20;
+
+/// The request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Request {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    records: Option<Vec<RequestEntry>>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RequestEntry {
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+    data: Option<Blob>,
+}
+
+/// The response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Response {
+    failed_record_count: u32,
+    records: Vec<ResultEntry>,
+    encryption_type: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ResultEntry {
+    sequence_number: String,
+    shard_id: String,
+}
+
+impl Request {
+    /// Puts the records.
+    pub async fn apply(self, node: &Node) -> Result<Response, ApiError> {
+        let mut v = Violations::new();
+        stream_ref::validate(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
+        v.required("records", self.records.as_ref());
+        if let Some(records) = &self.records {
+            let shown = || format!("[{} records]", records.len());
+            if records.is_empty() {
+                v.violation(Some(&shown()), "records", "Member must have length greater than or equal to 1");
+            }
+            if records.len() > MAX_RECORDS {
+                v.violation(
+                    Some(&shown()),
+                    "records",
+                    &format!("Member must have length less than or equal to {MAX_RECORDS}"),
+                );
+            }
+            for (i, record) in records.iter().enumerate() {
+                let fields = EntryFields {
+                    partition_key: record.partition_key.as_deref(),
+                    explicit_hash_key: record.explicit_hash_key.as_deref(),
+                    data: record.data.as_ref(),
+                };
+                check_entry(&mut v, &format!("records.{}.member.", i + 1), &fields);
+            }
+        }
+        v.finish()?;
+        let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
+        let records = self.records.unwrap_or_default();
+        let total: usize = records
+            .iter()
+            .map(|r| r.partition_key.as_ref().map_or(0, String::len) + r.data.as_ref().map_or(0, |d| d.0.len()))
+            .sum();
+        if total > MAX_REQUEST_BYTES {
+            return Err(ApiError::invalid_argument(format!(
+                "Records size exceeds 5 MB limit: the request holds {total} bytes of partition keys and data, the limit is {MAX_REQUEST_BYTES}."
+            )));
+        }
+        let entries = records
+            .into_iter()
+            .map(|r| to_put_entry(r.partition_key, r.explicit_hash_key.as_deref(), r.data))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.dry_run == Some(true) {
+            node.catalog().get(&name)?;
+            return Err(ApiError::new(
+                ErrorCode::DryRunOperation,
+                "Request would have succeeded, but DryRun flag is set.",
+            ));
+        }
+        let results = node.put(&name, entries).await?;
+        Ok(Response {
+            failed_record_count: 0,
+            records: results
+                .into_iter()
+                .map(|r| ResultEntry { sequence_number: r.sequence_number.to_string(), shard_id: r.shard_id })
+                .collect(),
+            encryption_type: "NONE",
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! Kinesis structures shared by several operations' responses and requests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stream::ShardDef;
+
+/// A shard as DescribeStream and ListShards return it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Shard {
+    /// Shard id.
+    pub shard_id: String,
+    /// Parent shard (after a split or merge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_shard_id: Option<String>,
+    /// Other parent (after a merge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adjacent_parent_shard_id: Option<String>,
+    /// Hash keys owned.
+    pub hash_key_range: HashKeyRange,
+    /// Sequence numbers spanned.
+    pub sequence_number_range: SequenceNumberRange,
+}
+
+/// An inclusive range of hash keys, decimal strings.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HashKeyRange {
+    /// First key.
+    pub starting_hash_key: String,
+    /// Last key.
+    pub ending_hash_key: String,
+}
+
+/// A shard's sequence number span; the end is present once the shard is closed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SequenceNumberRange {
+    /// First sequence number.
+    pub starting_sequence_number: String,
+    /// Last sequence number, for closed shards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ending_sequence_number: Option<String>,
+}
+
+impl From<&ShardDef> for Shard {
+    fn from(shard: &ShardDef) -> Self {
+        Shard {
+            shard_id: shard.id(),
+            parent_shard_id: shard.parent.map(crate::stream::shard_id),
+            adjacent_parent_shard_id: shard.adjacent_parent.map(crate::stream::shard_id),
+            hash_key_range: HashKeyRange {
+                starting_hash_key: shard.hash_range.start.to_string(),
+                ending_hash_key: shard.hash_range.end.to_string(),
+            },
+            sequence_number_range: SequenceNumberRange {
+                starting_sequence_number: shard.starting_sequence().to_string(),
+                ending_sequence_number: shard.ending_sequence().map(|s| s.to_string()),
+            },
+        }
+    }
+}
+
+/// The capacity mode of a stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamModeDetails {
+    /// `PROVISIONED` or `ON_DEMAND`.
+    pub stream_mode: Option<String>,
+}
+
+/// Shard-level metrics enabled on a stream.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnhancedMetrics {
+    /// Metric names.
+    pub shard_level_metrics: Vec<String>,
+}

@@ -1,0 +1,287 @@
+//! The append seam: the only way records enter a shard log.
+//!
+//! One writer thread owns sequence assignment. Callers hand it whole requests; it takes every
+//! request that queued while the previous write was being fsync'd, assigns sequence numbers
+//! and arrival times, writes records, time-index entries and sequence counters in one atomic
+//! batch, fsyncs once, and only then publishes the new high watermarks and answers the
+//! callers (group commit). A crash before the fsync loses only records nobody was told about.
+//!
+//! Replication will take this seam over: an append will be acknowledged once a majority of a
+//! shard's replicas hold it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::shard;
+use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
+use crate::stream::{Catalog, ShardLog, Stream};
+
+/// Requests waiting for the writer before callers feel backpressure.
+const QUEUE_DEPTH: usize = 4096;
+/// Most record bytes written in one group (one fsync).
+const MAX_GROUP_BYTES: usize = 32 << 20;
+
+/// One record bound for a shard: its shard index and the value from [`shard::encode`].
+#[derive(Debug)]
+pub struct Entry {
+    /// Target shard.
+    pub shard: u32,
+    /// Encoded record; the writer stamps the arrival time.
+    pub value: Vec<u8>,
+}
+
+/// Where an appended record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Shard index.
+    pub shard: u32,
+    /// Position in the shard.
+    pub counter: u64,
+}
+
+enum Command {
+    Append { stream: Arc<Stream>, entries: Vec<Entry>, reply: oneshot::Sender<Result<Vec<Appended>>> },
+    Delete { stream: Arc<Stream>, reply: oneshot::Sender<Result<()>> },
+    Stop,
+}
+
+impl Command {
+    fn bytes(&self) -> usize {
+        match self {
+            Command::Append { entries, .. } => entries.iter().map(|e| e.value.len()).sum(),
+            Command::Delete { .. } | Command::Stop => 0,
+        }
+    }
+}
+
+/// Counters describing group commit, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct AppendStats {
+    /// Durable writes (fsyncs) issued.
+    pub syncs: AtomicU64,
+    /// Append requests served.
+    pub requests: AtomicU64,
+    /// Records appended.
+    pub records: AtomicU64,
+}
+
+/// Handle to the writer thread.
+#[derive(Debug)]
+pub struct Appender {
+    queue: mpsc::Sender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<AppendStats>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Append { stream, entries, .. } => write!(f, "Append({}, {} records)", stream.name, entries.len()),
+            Command::Delete { stream, .. } => write!(f, "Delete({})", stream.name),
+            Command::Stop => write!(f, "Stop"),
+        }
+    }
+}
+
+impl Appender {
+    /// Starts the writer thread.
+    pub fn start(engine: Arc<dyn KvEngine>, clock: Arc<dyn Clock>, account: String) -> std::io::Result<Self> {
+        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let stats = Arc::new(AppendStats::default());
+        let writer = Writer { engine, clock, account, stats: stats.clone() };
+        let thread = std::thread::Builder::new().name("shardline-append".into()).spawn(move || writer.run(receiver))?;
+        Ok(Self { queue, thread: Mutex::new(Some(thread)), stats })
+    }
+
+    /// Group-commit counters.
+    pub fn stats(&self) -> &AppendStats {
+        &self.stats
+    }
+
+    /// Appends `entries` to `stream`, returning once they are durable.
+    pub async fn append(&self, stream: Arc<Stream>, entries: Vec<Entry>) -> Result<Vec<Appended>> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Command::Append { stream, entries, reply })
+            .await
+            .map_err(|_| Error::WritePathClosed("the appender has stopped"))?;
+        answer.await.map_err(|_| Error::WritePathClosed("the appender dropped the request"))?
+    }
+
+    /// Deletes every record, index entry, counter and the catalog entry of `stream`, in order
+    /// with appends, and refuses further appends to it.
+    pub async fn delete_stream(&self, stream: Arc<Stream>) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Command::Delete { stream, reply })
+            .await
+            .map_err(|_| Error::WritePathClosed("the appender has stopped"))?;
+        answer.await.map_err(|_| Error::WritePathClosed("the appender dropped the request"))?
+    }
+
+    /// Lets the writer finish every request queued before this call, then stops it. Requests
+    /// sent afterwards fail with [`Error::WritePathClosed`].
+    pub async fn shutdown(&self) {
+        let _ = self.queue.send(Command::Stop).await;
+        let thread = self.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+struct Writer {
+    engine: Arc<dyn KvEngine>,
+    clock: Arc<dyn Clock>,
+    account: String,
+    stats: Arc<AppendStats>,
+}
+
+/// What a group did to one shard, applied to its log after the fsync.
+struct Touched {
+    log: Arc<ShardLog>,
+    last_counter: u64,
+    arrival_ms: u64,
+}
+
+impl Writer {
+    fn run(self, mut receiver: mpsc::Receiver<Command>) {
+        while let Some(first) = receiver.blocking_recv() {
+            let mut stop = matches!(first, Command::Stop);
+            let mut bytes = first.bytes();
+            let mut group = vec![first];
+            while !stop && bytes < MAX_GROUP_BYTES {
+                match receiver.try_recv() {
+                    Ok(command) => {
+                        stop = matches!(command, Command::Stop);
+                        bytes += command.bytes();
+                        group.push(command);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(group);
+            if stop {
+                // Dropping the receiver fails every request still queued: none was written.
+                return;
+            }
+        }
+    }
+
+    fn commit(&self, group: Vec<Command>) {
+        let now = self.clock.now_ms();
+        let mut batch = WriteBatch::new();
+        let mut touched: HashMap<(u64, u32), Touched> = HashMap::new();
+        let mut first_in_group: HashMap<(u64, u32), u64> = HashMap::new();
+        let mut appends = Vec::new();
+        let mut deletes = Vec::new();
+
+        for command in group {
+            match command {
+                Command::Append { stream, entries, reply } => {
+                    if stream.is_deleted() {
+                        let _ = reply.send(Err(Error::StreamNotFound {
+                            name: stream.name.clone(),
+                            account: self.account.clone(),
+                        }));
+                        continue;
+                    }
+                    match self.stage(&stream, entries, now, &mut batch, &mut touched, &mut first_in_group) {
+                        Ok(results) => appends.push((reply, results)),
+                        Err(err) => {
+                            let _ = reply.send(Err(err));
+                        }
+                    }
+                }
+                Command::Delete { stream, reply } => {
+                    batch.append(Catalog::deletion_batch(&stream));
+                    deletes.push((stream, reply));
+                }
+                Command::Stop => {}
+            }
+        }
+        for ((stream_id, shard), touch) in &touched {
+            batch.put(Cf::Meta, keys::counter(*stream_id, *shard), touch.last_counter.to_be_bytes().to_vec());
+            if let Some(first) = first_in_group.get(&(*stream_id, *shard)) {
+                batch.put(Cf::Records, keys::time_index(*stream_id, *shard, touch.arrival_ms, *first), Vec::new());
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+
+        let outcome = self.engine.write(batch, Durability::Sync);
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(()) => {
+                for touch in touched.values() {
+                    touch.log.last_arrival_ms.store(touch.arrival_ms, Ordering::Release);
+                    touch.log.last_counter.store(touch.last_counter, Ordering::Release);
+                }
+                for (stream, reply) in deletes {
+                    stream.mark_deleted();
+                    let _ = reply.send(Ok(()));
+                }
+                self.stats.requests.fetch_add(appends.len() as u64, Ordering::Relaxed);
+                for (reply, results) in appends {
+                    self.stats.records.fetch_add(results.len() as u64, Ordering::Relaxed);
+                    let _ = reply.send(Ok(results));
+                }
+            }
+            Err(err) => {
+                tracing::error!(cause = %err, "durable write failed; nothing in the group was acknowledged");
+                let message = err.to_string();
+                for (_, reply) in deletes {
+                    let _ = reply.send(Err(crate::store::Error::Engine(message.clone()).into()));
+                }
+                for (reply, _) in appends {
+                    let _ = reply.send(Err(crate::store::Error::Engine(message.clone()).into()));
+                }
+            }
+        }
+    }
+
+    /// Assigns counters and arrival times to one request's records and stages their writes.
+    fn stage(
+        &self,
+        stream: &Stream,
+        entries: Vec<Entry>,
+        now: u64,
+        batch: &mut WriteBatch,
+        touched: &mut HashMap<(u64, u32), Touched>,
+        first_in_group: &mut HashMap<(u64, u32), u64>,
+    ) -> Result<Vec<Appended>> {
+        // Resolve every shard first so a bad request stages nothing.
+        for entry in &entries {
+            if stream.log(entry.shard).is_none() {
+                return Err(Error::InvalidArgument(format!("shard {} does not exist", entry.shard)));
+            }
+        }
+        let mut results = Vec::with_capacity(entries.len());
+        for mut entry in entries {
+            let key = (stream.id, entry.shard);
+            let touch = match touched.get_mut(&key) {
+                Some(touch) => touch,
+                None => {
+                    let log = stream.log(entry.shard).ok_or_else(|| Error::InvalidArgument("shard vanished".into()))?;
+                    let last_counter = log.last_counter.load(Ordering::Acquire);
+                    let arrival_ms = now.max(log.last_arrival_ms.load(Ordering::Acquire));
+                    touched.entry(key).or_insert(Touched { log, last_counter, arrival_ms })
+                }
+            };
+            touch.last_counter += 1;
+            let counter = touch.last_counter;
+            first_in_group.entry(key).or_insert(counter);
+            shard::stamp_arrival(&mut entry.value, touch.arrival_ms);
+            batch.put(Cf::Records, keys::record(stream.id, entry.shard, counter), entry.value);
+            results.push(Appended { shard: entry.shard, counter });
+        }
+        Ok(results)
+    }
+}

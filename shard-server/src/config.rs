@@ -1,0 +1,43 @@
+//! Settings of one shard-server process.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::iterator::ITERATOR_TTL_MS;
+
+/// Kinesis' default number of shards an account may hold in a region.
+pub const DEFAULT_SHARD_LIMIT: u32 = 500;
+
+/// What a shard-server needs to open its data plane.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where RocksDB keeps its files.
+    pub data_dir: PathBuf,
+    /// Region written into ARNs.
+    pub region: String,
+    /// Account id written into ARNs and messages (12 digits).
+    pub account_id: String,
+    /// How long shard iterators stay valid.
+    pub iterator_ttl: Duration,
+    /// How long a stream stays CREATING (or DELETING) before the transition completes.
+    pub stream_transition: Duration,
+    /// How often expired records are deleted from disk.
+    pub retention_check_interval: Duration,
+    /// Total shards allowed across all streams (DescribeLimits' ShardLimit).
+    pub shard_limit: u32,
+}
+
+impl Config {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            iterator_ttl: Duration::from_millis(ITERATOR_TTL_MS),
+            stream_transition: Duration::from_millis(500),
+            retention_check_interval: Duration::from_secs(60),
+            shard_limit: DEFAULT_SHARD_LIMIT,
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Errors of the data plane, phrased as Kinesis phrases them. The API layer maps each variant to
+//! its Kinesis error code in one place (`api::kinesis::error`).
+
+use crate::store;
+
+/// A data-plane failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No stream of that name (or it is still being created).
+    #[error("Stream {name} under account {account} not found.")]
+    StreamNotFound {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// A stream of that name already exists.
+    #[error("Stream {name} under account {account} already exists.")]
+    StreamExists {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+    },
+    /// The stream is not in a state that allows the call.
+    #[error("Stream {name} under account {account} not ACTIVE, instead in state {status}")]
+    StreamNotActive {
+        /// Stream name.
+        name: String,
+        /// Account id.
+        account: String,
+        /// Its current status.
+        status: &'static str,
+    },
+    /// No shard of that id in the stream.
+    #[error("Shard {shard_id} in stream {stream} under account {account} does not exist")]
+    ShardNotFound {
+        /// Shard id as given.
+        shard_id: String,
+        /// Stream name.
+        stream: String,
+        /// Account id.
+        account: String,
+    },
+    /// A value is well formed but not acceptable here.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// An account or stream limit would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The shard iterator is older than its time-to-live.
+    #[error("{0}")]
+    ExpiredIterator(String),
+    /// The pagination token is older than its time-to-live.
+    #[error("{0}")]
+    ExpiredNextToken(String),
+    /// The write path has stopped (the server is shutting down or storage failed).
+    #[error("the write path is not accepting records: {0}")]
+    WritePathClosed(&'static str),
+    /// Storage failed underneath.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Result alias for data-plane calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,24 @@
+//! Shardline's shard-server: Kinesis Data Streams semantics on RocksDB.
+//!
+//! [`node::Node`] is the data plane (catalog, durable appends, reads, retention); [`api`]
+//! holds the network fronts; [`server::run`] serves them.
+
+pub mod api;
+pub mod append;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod hash_range;
+pub mod iterator;
+pub mod node;
+pub mod retention;
+pub mod sequence;
+pub mod server;
+pub mod shard;
+pub mod store;
+pub mod stream;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use node::Node;

@@ -1,0 +1,656 @@
+//! One shard-server's data plane: the store, the stream catalog, the appender and the iterator
+//! codec, plus the background work (stream lifecycle, retention) that belongs to them. The
+//! Kinesis and gRPC fronts call these operations; none of them sees bytes on the wire.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::append::{Appender, Entry};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::hash_range::hash_key;
+use crate::iterator::{IteratorCodec, IteratorError, ShardIterator};
+use crate::sequence::SequenceNumber;
+use crate::shard::{self, ReadLimits, StoredRecord};
+use crate::store::{keys, Cf, Durability, KvEngine, RocksEngine, WriteBatch};
+use crate::stream::{parse_shard_id, shard_id, Catalog, NewStream, Stream, StreamDef, StreamStatus};
+use crate::{retention, stream};
+
+/// Most payload bytes one GetRecords call returns (10 MiB, as Kinesis).
+pub const MAX_GET_RECORDS_BYTES: usize = 10 << 20;
+
+/// A record to put, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct PutEntry {
+    /// Partition key.
+    pub partition_key: String,
+    /// Explicit hash key overriding the partition key's MD5.
+    pub explicit_hash_key: Option<u128>,
+    /// Payload.
+    pub data: Vec<u8>,
+}
+
+/// Where a put record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    /// Shard id.
+    pub shard_id: String,
+    /// Sequence number.
+    pub sequence_number: SequenceNumber,
+}
+
+/// Where an iterator starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartingPosition {
+    /// The oldest record still retained.
+    TrimHorizon,
+    /// Just after the most recent record.
+    Latest,
+    /// At a sequence number.
+    AtSequenceNumber(SequenceNumber),
+    /// Just after a sequence number.
+    AfterSequenceNumber(SequenceNumber),
+    /// At the first record that arrived at or after a time (ms since the epoch).
+    AtTimestamp(u64),
+}
+
+/// What GetRecords returns.
+#[derive(Debug, Clone)]
+pub struct RecordsPage {
+    /// Records with their sequence numbers.
+    pub records: Vec<(SequenceNumber, StoredRecord)>,
+    /// Iterator to continue with.
+    pub next_iterator: Option<String>,
+    /// How far the last position is behind the tip of the shard.
+    pub millis_behind_latest: u64,
+}
+
+/// Why opening a data directory failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The writer thread could not start.
+    #[error("cannot start the append thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The store or catalog failed to load.
+    #[error(transparent)]
+    Load(#[from] Error),
+}
+
+/// The data plane of one process.
+#[derive(Debug)]
+pub struct Node {
+    config: Config,
+    engine: Arc<dyn KvEngine>,
+    catalog: Catalog,
+    appender: Appender,
+    iterators: IteratorCodec,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Node {
+    /// Opens the RocksDB store in `config.data_dir` and starts the background work.
+    pub fn open(config: Config) -> Result<Arc<Self>, OpenError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| OpenError::DataDir { path: config.data_dir.display().to_string(), source })?;
+        let engine = RocksEngine::open(&config.data_dir).map_err(Error::from)?;
+        Self::open_with(config, Arc::new(engine), Arc::new(SystemClock))
+    }
+
+    /// Opens the data plane over any engine and clock (tests use the memory engine and a
+    /// manual clock). Must be called inside a Tokio runtime.
+    pub fn open_with(config: Config, engine: Arc<dyn KvEngine>, clock: Arc<dyn Clock>) -> Result<Arc<Self>, OpenError> {
+        let catalog = Catalog::load(engine.clone(), config.account_id.clone(), config.shard_limit)?;
+        let secret = load_or_create_secret(engine.as_ref())?;
+        let iterators = IteratorCodec::new(secret, u64::try_from(config.iterator_ttl.as_millis()).unwrap_or(u64::MAX));
+        let appender =
+            Appender::start(engine.clone(), clock.clone(), config.account_id.clone()).map_err(OpenError::Thread)?;
+        let node = Arc::new(Self {
+            config,
+            engine,
+            catalog,
+            appender,
+            iterators,
+            clock,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        node.resume_lifecycle();
+        node.spawn_retention();
+        Ok(node)
+    }
+
+    /// Settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The stream catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The appender (for its statistics).
+    pub fn appender(&self) -> &Appender {
+        &self.appender
+    }
+
+    /// The storage engine.
+    pub fn engine(&self) -> &dyn KvEngine {
+        self.engine.as_ref()
+    }
+
+    /// Current time in ms.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The ARN of stream `name`.
+    pub fn stream_arn(&self, name: &str) -> String {
+        format!("arn:aws:kinesis:{}:{}:stream/{name}", self.config.region, self.config.account_id)
+    }
+
+    /// Stops background work and the appender after it has written what is queued.
+    pub async fn close(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.appender.shutdown().await;
+    }
+
+    /// Creates a stream; it turns ACTIVE after the configured transition time.
+    pub fn create_stream(self: &Arc<Self>, request: NewStream) -> Result<()> {
+        let stream = self.catalog.create(request, self.now_ms())?;
+        self.schedule_activation(stream);
+        Ok(())
+    }
+
+    /// Starts deleting a stream: DELETING now, data and definition gone shortly after.
+    pub fn delete_stream(self: &Arc<Self>, name: &str) -> Result<()> {
+        let stream = self.catalog.get(name)?;
+        self.catalog.update(&stream, |def| match def.status {
+            StreamStatus::Active | StreamStatus::Updating => {
+                def.status = StreamStatus::Deleting;
+                Ok(())
+            }
+            StreamStatus::Deleting => Ok(()),
+            StreamStatus::Creating => Err(self.not_active(def)),
+        })?;
+        self.schedule_deletion(stream);
+        Ok(())
+    }
+
+    fn not_active(&self, def: &StreamDef) -> Error {
+        Error::StreamNotActive {
+            name: def.name.clone(),
+            account: self.config.account_id.clone(),
+            status: def.status.as_str(),
+        }
+    }
+
+    /// A stream that can be reconfigured (ACTIVE), else `ResourceInUse`.
+    pub fn active_stream(&self, name: &str) -> Result<Arc<Stream>> {
+        let stream = self.catalog.get(name)?;
+        let def = stream.def();
+        if def.status != StreamStatus::Active {
+            return Err(self.not_active(&def));
+        }
+        drop(def);
+        Ok(stream)
+    }
+
+    /// Changes the retention period, increasing (`increase`) or decreasing it as Kinesis does.
+    pub fn set_retention(&self, name: &str, hours: u32, increase: bool) -> Result<()> {
+        let stream = self.active_stream(name)?;
+        if hours < stream::MIN_RETENTION_HOURS {
+            return Err(Error::InvalidArgument(format!(
+                "Minimum allowed retention period is {} hours. Requested retention period ({hours} hours) is too short.",
+                stream::MIN_RETENTION_HOURS
+            )));
+        }
+        if hours > stream::MAX_RETENTION_HOURS {
+            return Err(Error::InvalidArgument(format!(
+                "Maximum allowed retention period is {} hours. Requested retention period ({hours} hours) is too long.",
+                stream::MAX_RETENTION_HOURS
+            )));
+        }
+        self.catalog.update(&stream, |def| {
+            if increase && hours < def.retention_hours {
+                return Err(Error::InvalidArgument(format!(
+                    "Requested retention period ({hours} hours) for stream {} can not be shorter than existing retention period ({} hours). Use DecreaseRetentionPeriod API.",
+                    def.name, def.retention_hours
+                )));
+            }
+            if !increase && hours > def.retention_hours {
+                return Err(Error::InvalidArgument(format!(
+                    "Requested retention period ({hours} hours) for stream {} can not be longer than existing retention period ({} hours). Use IncreaseRetentionPeriod API.",
+                    def.name, def.retention_hours
+                )));
+            }
+            def.retention_hours = hours;
+            Ok(())
+        })
+    }
+
+    /// A stream whose records can be put (ACTIVE or UPDATING); Kinesis reports any other
+    /// stream as not found.
+    fn writable_stream(&self, name: &str) -> Result<Arc<Stream>> {
+        let stream = self.catalog.get(name)?;
+        if !stream.def().status.is_serving() || stream.is_deleted() {
+            return Err(self.catalog.not_found(name));
+        }
+        Ok(stream)
+    }
+
+    /// A stream whose records can be read (anything but CREATING).
+    fn readable_stream(&self, name: &str) -> Result<Arc<Stream>> {
+        let stream = self.catalog.get(name)?;
+        if stream.def().status == StreamStatus::Creating || stream.is_deleted() {
+            return Err(self.catalog.not_found(name));
+        }
+        Ok(stream)
+    }
+
+    /// Routes and appends records durably; results are in input order.
+    pub async fn put(&self, stream_name: &str, entries: Vec<PutEntry>) -> Result<Vec<PutResult>> {
+        let stream = self.writable_stream(stream_name)?;
+        let staged = {
+            let def = stream.def();
+            let limit = def.max_record_bytes();
+            let mut staged = Vec::with_capacity(entries.len());
+            for entry in &entries {
+                if entry.partition_key.len() + entry.data.len() > limit {
+                    return Err(Error::InvalidArgument(format!(
+                        "Record size ({} bytes of partition key and data) exceeds the maximum record size of {} KiB for stream {}.",
+                        entry.partition_key.len() + entry.data.len(),
+                        def.max_record_size_kib,
+                        def.name
+                    )));
+                }
+                let hash = entry.explicit_hash_key.unwrap_or_else(|| hash_key(&entry.partition_key));
+                let shard = def.route(hash).ok_or_else(|| {
+                    Error::InvalidArgument(format!("No open shard of stream {} owns hash key {hash}.", def.name))
+                })?;
+                staged.push(Entry { shard: shard.index, value: shard::encode(&entry.partition_key, &entry.data) });
+            }
+            staged
+        };
+        let appended = self.appender.append(stream, staged).await?;
+        Ok(appended
+            .into_iter()
+            .map(|a| PutResult {
+                shard_id: shard_id(a.shard),
+                sequence_number: SequenceNumber::new(a.shard, a.counter),
+            })
+            .collect())
+    }
+
+    /// Issues a shard iterator.
+    pub fn shard_iterator(&self, stream_name: &str, shard: &str, start: StartingPosition) -> Result<String> {
+        let stream = self.readable_stream(stream_name)?;
+        let not_found = || Error::ShardNotFound {
+            shard_id: shard.to_owned(),
+            stream: stream_name.to_owned(),
+            account: self.config.account_id.clone(),
+        };
+        let index = parse_shard_id(shard).ok_or_else(not_found)?;
+        let shard_def = stream.def().shard(index).cloned().ok_or_else(not_found)?;
+        let log = stream.log(index).ok_or_else(not_found)?;
+        let now = self.now_ms();
+        let last = log.last_counter.load(Ordering::Acquire);
+        let check_shard = |seq: &SequenceNumber| {
+            if seq.shard != index {
+                return Err(Error::InvalidArgument(format!(
+                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+                    shard_id(seq.shard),
+                    shard_def.id()
+                )));
+            }
+            Ok(())
+        };
+        let position = match start {
+            StartingPosition::TrimHorizon => 1,
+            StartingPosition::Latest => last + 1,
+            StartingPosition::AtSequenceNumber(seq) => {
+                check_shard(&seq)?;
+                seq.counter
+            }
+            StartingPosition::AfterSequenceNumber(seq) => {
+                check_shard(&seq)?;
+                seq.counter.saturating_add(1)
+            }
+            StartingPosition::AtTimestamp(at_ms) => {
+                if at_ms > now {
+                    return Err(Error::InvalidArgument(format!(
+                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
+                    )));
+                }
+                shard::seek_time(self.engine.as_ref(), stream.id, index, at_ms)?.unwrap_or(last + 1)
+            }
+        };
+        Ok(self.iterators.encode(&ShardIterator {
+            stream_id: stream.id,
+            stream_name: stream.name.clone(),
+            shard: index,
+            position,
+            issued_at_ms: now,
+        }))
+    }
+
+    /// Reads records at an iterator. Blocking: call it off the async workers.
+    pub fn get_records(&self, token: &str, limit: usize) -> Result<RecordsPage> {
+        let now = self.now_ms();
+        let iterator = self.iterators.decode(token, now).map_err(|err| match err {
+            IteratorError::Invalid => Error::InvalidArgument(err.to_string()),
+            IteratorError::Expired { .. } => Error::ExpiredIterator(err.to_string()),
+        })?;
+        let shard_missing = || Error::ShardNotFound {
+            shard_id: shard_id(iterator.shard),
+            stream: iterator.stream_name.clone(),
+            account: self.config.account_id.clone(),
+        };
+        let stream = self.readable_stream(&iterator.stream_name).map_err(|_| shard_missing())?;
+        if stream.id != iterator.stream_id {
+            return Err(shard_missing());
+        }
+        let log = stream.log(iterator.shard).ok_or_else(shard_missing)?;
+        let retention_ms = stream.def().retention_ms();
+        let last = log.last_counter.load(Ordering::Acquire);
+        let slice = shard::read(
+            self.engine.as_ref(),
+            stream.id,
+            iterator.shard,
+            iterator.position,
+            last,
+            ReadLimits {
+                max_records: limit,
+                max_bytes: MAX_GET_RECORDS_BYTES,
+                expired_before_ms: now.saturating_sub(retention_ms),
+            },
+        )?;
+        let millis_behind_latest = match slice.next_arrival_ms {
+            Some(arrival) if slice.next_position <= last => now.saturating_sub(arrival),
+            _ => 0,
+        };
+        let next_iterator = Some(self.iterators.encode(&ShardIterator {
+            position: slice.next_position,
+            issued_at_ms: now,
+            ..iterator.clone()
+        }));
+        Ok(RecordsPage {
+            records: slice.records.into_iter().map(|r| (SequenceNumber::new(iterator.shard, r.counter), r)).collect(),
+            next_iterator,
+            millis_behind_latest,
+        })
+    }
+
+    /// Runs one retention pass now.
+    pub fn enforce_retention(&self) -> Result<retention::Pass> {
+        retention::enforce(self.engine.as_ref(), &self.catalog, self.now_ms())
+    }
+
+    fn resume_lifecycle(self: &Arc<Self>) {
+        for stream in self.catalog.list() {
+            let status = stream.def().status;
+            match status {
+                StreamStatus::Creating => self.schedule_activation(stream),
+                StreamStatus::Deleting => self.schedule_deletion(stream),
+                StreamStatus::Active | StreamStatus::Updating => {}
+            }
+        }
+    }
+
+    fn schedule_activation(self: &Arc<Self>, stream: Arc<Stream>) {
+        let node = self.clone();
+        let delay = self.config.stream_transition;
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = node.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            let activated = node.catalog.update(&stream, |def| {
+                if def.status == StreamStatus::Creating {
+                    def.status = StreamStatus::Active;
+                }
+                Ok(())
+            });
+            match activated {
+                Ok(()) => tracing::info!(stream = %stream.name, "stream active"),
+                Err(err) => tracing::error!(stream = %stream.name, cause = %err, "stream activation failed"),
+            }
+        });
+    }
+
+    fn schedule_deletion(self: &Arc<Self>, stream: Arc<Stream>) {
+        let node = self.clone();
+        let delay = self.config.stream_transition;
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = node.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            match node.appender.delete_stream(stream.clone()).await {
+                Ok(()) => {
+                    node.catalog.forget(&stream);
+                    tracing::info!(stream = %stream.name, "stream deleted");
+                }
+                Err(err) => {
+                    tracing::error!(stream = %stream.name, cause = %err, "stream deletion failed; retried at restart")
+                }
+            }
+        });
+    }
+
+    fn spawn_retention(self: &Arc<Self>) {
+        let node = self.clone();
+        let interval = self.config.retention_check_interval.max(Duration::from_millis(10));
+        self.tasks.spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = node.shutdown.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                let pass_node = node.clone();
+                match tokio::task::spawn_blocking(move || pass_node.enforce_retention()).await {
+                    Ok(Ok(pass)) if pass.shards_trimmed > 0 => {
+                        tracing::info!(shards = pass.shards_trimmed, "retention pass")
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => tracing::error!(cause = %err, "retention pass failed"),
+                    Err(err) => tracing::error!(cause = %err, "retention pass panicked"),
+                }
+            }
+        });
+    }
+}
+
+/// Tags as Kinesis passes them, for CreateStream.
+pub type Tags = BTreeMap<String, String>;
+
+fn load_or_create_secret(engine: &dyn KvEngine) -> Result<[u8; 32]> {
+    let key = keys::meta(keys::ITERATOR_SECRET);
+    if let Some(raw) = engine.get(Cf::Meta, &key)? {
+        if let Ok(secret) = <[u8; 32]>::try_from(raw.as_slice()) {
+            return Ok(secret);
+        }
+    }
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let mut batch = WriteBatch::new();
+    batch.put(Cf::Meta, key, secret.to_vec());
+    engine.write(batch, Durability::Sync)?;
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::stream::{StreamMode, DEFAULT_MAX_RECORD_SIZE_KIB};
+
+    const T0: u64 = 1_700_000_000_000;
+
+    struct Fixture {
+        node: Arc<Node>,
+        clock: Arc<ManualClock>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut config = Config::new(dir.path());
+        config.stream_transition = Duration::ZERO;
+        config.retention_check_interval = Duration::from_secs(3600);
+        let engine = Arc::new(RocksEngine::open(dir.path()).expect("open"));
+        let node = Node::open_with(config, engine, clock.clone()).expect("node");
+        Fixture { node, clock, _dir: dir }
+    }
+
+    async fn active_stream(node: &Arc<Node>, name: &str, shards: u32) {
+        node.create_stream(NewStream {
+            name: name.into(),
+            shard_count: shards,
+            mode: StreamMode::Provisioned,
+            max_record_size_kib: DEFAULT_MAX_RECORD_SIZE_KIB,
+            tags: Tags::new(),
+        })
+        .expect("create");
+        for _ in 0..200 {
+            if node.catalog().get(name).expect("stream").def().status == StreamStatus::Active {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("stream {name} never became active");
+    }
+
+    fn entry(key: &str, data: &str) -> PutEntry {
+        PutEntry { partition_key: key.into(), explicit_hash_key: None, data: data.as_bytes().to_vec() }
+    }
+
+    fn read_all(node: &Node, stream: &str, shard: &str) -> Vec<String> {
+        let token = node.shard_iterator(stream, shard, StartingPosition::TrimHorizon).expect("iterator");
+        let page = node.get_records(&token, 10_000).expect("records");
+        page.records.into_iter().map(|(_, r)| String::from_utf8(r.data).unwrap_or_default()).collect()
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_unreadable_then_deleted_from_disk() {
+        let f = fixture().await;
+        active_stream(&f.node, "s", 1).await;
+        f.node.put("s", vec![entry("k", "old-1"), entry("k", "old-2")]).await.expect("put");
+        f.clock.advance_ms(23 * 3_600_000);
+        f.node.put("s", vec![entry("k", "new")]).await.expect("put");
+        assert_eq!(read_all(&f.node, "s", "shardId-000000000000"), vec!["old-1", "old-2", "new"]);
+
+        // 24 h after the first put, the old records are gone from reads at once.
+        f.clock.advance_ms(3_600_000 + 1);
+        assert_eq!(read_all(&f.node, "s", "shardId-000000000000"), vec!["new"]);
+
+        // The retention pass range-deletes them from disk.
+        let stream = f.node.catalog().get("s").expect("stream");
+        let stored = |node: &Node| {
+            let (start, end) = keys::shard_range(keys::RECORD_PREFIX, stream.id, 0);
+            let mut n = 0;
+            node.engine()
+                .scan(Cf::Records, &start, &end, &mut |_, _| {
+                    n += 1;
+                    true
+                })
+                .expect("scan");
+            n
+        };
+        assert_eq!(stored(&f.node), 3);
+        let pass = f.node.enforce_retention().expect("retention");
+        assert_eq!(pass.shards_trimmed, 1);
+        assert_eq!(stored(&f.node), 1);
+        assert_eq!(read_all(&f.node, "s", "shardId-000000000000"), vec!["new"]);
+        // A second pass has nothing left to do.
+        assert_eq!(f.node.enforce_retention().expect("retention").shards_trimmed, 0);
+        f.node.close().await;
+    }
+
+    #[tokio::test]
+    async fn decreasing_retention_hides_older_records() {
+        let f = fixture().await;
+        active_stream(&f.node, "s", 1).await;
+        f.node.set_retention("s", 72, true).expect("increase");
+        f.node.put("s", vec![entry("k", "two-days-old")]).await.expect("put");
+        f.clock.advance_ms(48 * 3_600_000);
+        f.node.put("s", vec![entry("k", "fresh")]).await.expect("put");
+        assert_eq!(read_all(&f.node, "s", "shardId-000000000000"), vec!["two-days-old", "fresh"]);
+        f.node.set_retention("s", 24, false).expect("decrease");
+        assert_eq!(read_all(&f.node, "s", "shardId-000000000000"), vec!["fresh"]);
+        f.node.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_puts_share_fsyncs() {
+        let f = fixture().await;
+        active_stream(&f.node, "s", 4).await;
+        let mut tasks = Vec::new();
+        for i in 0..400 {
+            let node = f.node.clone();
+            tasks.push(tokio::spawn(async move { node.put("s", vec![entry(&format!("key-{i}"), "x")]).await }));
+        }
+        for task in tasks {
+            task.await.expect("join").expect("put");
+        }
+        let stats = f.node.appender().stats();
+        let (syncs, requests) = (stats.syncs.load(Ordering::Relaxed), stats.requests.load(Ordering::Relaxed));
+        assert_eq!(requests, 400);
+        assert!(syncs < requests / 2, "group commit should batch: {syncs} fsyncs for {requests} puts");
+        f.node.close().await;
+    }
+
+    #[tokio::test]
+    async fn sequence_numbers_keep_increasing_across_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::new(dir.path());
+        config.stream_transition = Duration::ZERO;
+        let first = {
+            let node = Node::open(config.clone()).expect("open");
+            active_stream(&node, "s", 2).await;
+            let results = node.put("s", (0..50).map(|i| entry(&i.to_string(), "x")).collect()).await.expect("put");
+            node.close().await;
+            results
+        };
+        let node = Node::open(config).expect("reopen");
+        let second = node.put("s", (0..50).map(|i| entry(&i.to_string(), "y")).collect()).await.expect("put");
+        for shard in ["shardId-000000000000", "shardId-000000000001"] {
+            let before = first.iter().filter(|r| r.shard_id == shard).map(|r| r.sequence_number).max();
+            let after = second.iter().filter(|r| r.shard_id == shard).map(|r| r.sequence_number).min();
+            assert!(before < after, "{shard}: {before:?} then {after:?}");
+        }
+        node.close().await;
+    }
+
+    #[tokio::test]
+    async fn appends_after_close_fail_cleanly() {
+        let f = fixture().await;
+        active_stream(&f.node, "s", 1).await;
+        f.node.close().await;
+        let err = f.node.put("s", vec![entry("k", "late")]).await;
+        assert!(matches!(err, Err(Error::WritePathClosed(_))), "{err:?}");
+    }
+}

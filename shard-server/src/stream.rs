@@ -1,0 +1,519 @@
+//! Streams: their persisted definition (shards, retention, status), the in-memory catalog of
+//! every stream this server holds, and the lifecycle CREATING → ACTIVE → DELETING.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::hash_range::HashRange;
+use crate::sequence::SequenceNumber;
+use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
+
+/// Default retention of a new stream, in hours.
+pub const DEFAULT_RETENTION_HOURS: u32 = 24;
+/// Shortest retention Kinesis allows, in hours.
+pub const MIN_RETENTION_HOURS: u32 = 24;
+/// Longest retention Kinesis allows, in hours (365 days).
+pub const MAX_RETENTION_HOURS: u32 = 8760;
+/// Shards of a new on-demand stream.
+pub const ON_DEMAND_SHARDS: u32 = 4;
+/// Default maximum record size (partition key plus data), in KiB.
+pub const DEFAULT_MAX_RECORD_SIZE_KIB: u32 = 1024;
+/// Streams that may be CREATING at once in an account.
+pub const MAX_CREATING_STREAMS: usize = 5;
+
+/// Kinesis' stream status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamStatus {
+    /// Being created; not yet readable or writable.
+    Creating,
+    /// Serving reads and writes.
+    Active,
+    /// Serving while its shards or settings change.
+    Updating,
+    /// Being deleted.
+    Deleting,
+}
+
+impl StreamStatus {
+    /// The Kinesis spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StreamStatus::Creating => "CREATING",
+            StreamStatus::Active => "ACTIVE",
+            StreamStatus::Updating => "UPDATING",
+            StreamStatus::Deleting => "DELETING",
+        }
+    }
+
+    /// True when records may be put and read.
+    pub const fn is_serving(self) -> bool {
+        matches!(self, StreamStatus::Active | StreamStatus::Updating)
+    }
+}
+
+/// Kinesis' capacity mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamMode {
+    /// A fixed number of shards chosen by the user.
+    Provisioned,
+    /// Shards managed by the service.
+    OnDemand,
+}
+
+impl StreamMode {
+    /// The Kinesis spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StreamMode::Provisioned => "PROVISIONED",
+            StreamMode::OnDemand => "ON_DEMAND",
+        }
+    }
+}
+
+/// One shard as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardDef {
+    /// Index; the shard id is `shardId-` and this number in 12 digits.
+    pub index: u32,
+    /// Hash keys this shard owns.
+    pub hash_range: HashRange,
+    /// The shard this one was split or merged from.
+    pub parent: Option<u32>,
+    /// The other shard of a merge.
+    pub adjacent_parent: Option<u32>,
+    /// When the shard opened, ms since the epoch.
+    pub created_at_ms: u64,
+    /// Counter of the last record, once the shard is closed.
+    pub ending_counter: Option<u64>,
+    /// When the shard closed, ms since the epoch.
+    #[serde(default)]
+    pub closed_at_ms: Option<u64>,
+}
+
+impl ShardDef {
+    /// The Kinesis shard id.
+    pub fn id(&self) -> String {
+        shard_id(self.index)
+    }
+
+    /// The sequence number the shard starts at.
+    pub fn starting_sequence(&self) -> SequenceNumber {
+        SequenceNumber::new(self.index, 0)
+    }
+
+    /// The sequence number the shard ended at, once closed.
+    pub fn ending_sequence(&self) -> Option<SequenceNumber> {
+        self.ending_counter.map(|counter| SequenceNumber::new(self.index, counter))
+    }
+
+    /// True while the shard accepts records.
+    pub fn is_open(&self) -> bool {
+        self.ending_counter.is_none()
+    }
+
+    /// True when the shard was open at `time_ms`.
+    pub fn open_at(&self, time_ms: u64) -> bool {
+        self.created_at_ms <= time_ms && self.open_after(time_ms)
+    }
+
+    /// True when the shard was open at some point at or after `time_ms`.
+    pub fn open_after(&self, time_ms: u64) -> bool {
+        self.closed_at_ms.is_none_or(|closed| closed > time_ms)
+    }
+}
+
+/// The Kinesis id of shard `index`.
+pub fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
+/// The index of a shard id: `shardId-000000000007` (or the bare number, as Kinesis accepts).
+pub fn parse_shard_id(text: &str) -> Option<u32> {
+    let digits = text.strip_prefix("shardId-").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A stream's persisted definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamDef {
+    /// Internal id, never reused, so old iterators cannot reach a new stream of the same name.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// Lifecycle status.
+    pub status: StreamStatus,
+    /// Capacity mode.
+    pub mode: StreamMode,
+    /// Retention in hours.
+    pub retention_hours: u32,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: u64,
+    /// Largest record (partition key plus data) accepted, in KiB.
+    pub max_record_size_kib: u32,
+    /// Every shard ever created, open and closed, in index order.
+    pub shards: Vec<ShardDef>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl StreamDef {
+    /// Shards accepting records.
+    pub fn open_shards(&self) -> impl Iterator<Item = &ShardDef> {
+        self.shards.iter().filter(|s| s.is_open())
+    }
+
+    /// The open shard owning `hash_key`.
+    pub fn route(&self, hash_key: u128) -> Option<&ShardDef> {
+        self.open_shards().find(|s| s.hash_range.contains(hash_key))
+    }
+
+    /// The shard of index `index`.
+    pub fn shard(&self, index: u32) -> Option<&ShardDef> {
+        self.shards.get(usize::try_from(index).ok()?).filter(|s| s.index == index)
+    }
+
+    /// Retention in milliseconds.
+    pub fn retention_ms(&self) -> u64 {
+        u64::from(self.retention_hours) * 3_600_000
+    }
+
+    /// Largest record in bytes.
+    pub fn max_record_bytes(&self) -> usize {
+        usize::try_from(self.max_record_size_kib).unwrap_or(usize::MAX).saturating_mul(1024)
+    }
+}
+
+/// Live state of one shard's log, shared by the writer and readers.
+#[derive(Debug, Default)]
+pub struct ShardLog {
+    /// Counter of the last durable record (0 when none). Written only by the appender after
+    /// the record's batch is fsync'd, so readers never see an unacknowledged record.
+    pub last_counter: AtomicU64,
+    /// Arrival time of the last durable record; arrival times never go backwards in a shard.
+    pub last_arrival_ms: AtomicU64,
+    /// Records below this counter have been deleted by retention.
+    pub trimmed_below: AtomicU64,
+}
+
+/// A stream held by this server: its definition plus the live state of its shard logs.
+#[derive(Debug)]
+pub struct Stream {
+    /// Internal id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    def: RwLock<StreamDef>,
+    logs: RwLock<Vec<Arc<ShardLog>>>,
+    deleted: AtomicBool,
+}
+
+impl Stream {
+    fn new(def: StreamDef, counters: Vec<u64>) -> Self {
+        let logs = counters
+            .into_iter()
+            .map(|counter| Arc::new(ShardLog { last_counter: AtomicU64::new(counter), ..ShardLog::default() }))
+            .collect();
+        Self {
+            id: def.id,
+            name: def.name.clone(),
+            def: RwLock::new(def),
+            logs: RwLock::new(logs),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    /// A consistent view of the definition.
+    pub fn def(&self) -> RwLockReadGuard<'_, StreamDef> {
+        self.def.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn update_def<T>(&self, f: impl FnOnce(&mut StreamDef) -> T) -> T {
+        let mut guard = self.def.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+
+    /// The live log of shard `index`.
+    pub fn log(&self, index: u32) -> Option<Arc<ShardLog>> {
+        let logs = self.logs.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        logs.get(usize::try_from(index).ok()?).cloned()
+    }
+
+    /// True once the appender has deleted the stream's data.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Marks the stream's data as deleted; appends are refused from now on.
+    pub fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+}
+
+/// What CreateStream asks for, already validated by the API layer.
+#[derive(Debug, Clone)]
+pub struct NewStream {
+    /// Name.
+    pub name: String,
+    /// Number of shards.
+    pub shard_count: u32,
+    /// Capacity mode.
+    pub mode: StreamMode,
+    /// Largest record in KiB.
+    pub max_record_size_kib: u32,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Every stream this server holds, persisted in the catalog column family.
+#[derive(Debug)]
+pub struct Catalog {
+    engine: Arc<dyn KvEngine>,
+    account: String,
+    shard_limit: u32,
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    next_id: AtomicU64,
+}
+
+impl Catalog {
+    /// Loads the catalog and each shard's sequence counter from the store.
+    pub fn load(engine: Arc<dyn KvEngine>, account: String, shard_limit: u32) -> Result<Self> {
+        let mut defs = Vec::new();
+        let (start, end) = keys::stream_range();
+        let mut failure = None;
+        engine.scan(Cf::Catalog, &start, &end, &mut |key, value| match serde_json::from_slice::<StreamDef>(value) {
+            Ok(def) => {
+                defs.push(def);
+                true
+            }
+            Err(err) => {
+                failure = Some(crate::store::Error::Corrupt { key: hex(key), reason: err.to_string() });
+                false
+            }
+        })?;
+        if let Some(err) = failure {
+            return Err(err.into());
+        }
+        let next_id = match engine.get(Cf::Meta, &keys::meta(keys::NEXT_STREAM_ID))? {
+            Some(raw) => decode_u64(&raw, keys::NEXT_STREAM_ID)?,
+            None => 1,
+        };
+        let mut streams = BTreeMap::new();
+        for def in defs {
+            let mut counters = Vec::with_capacity(def.shards.len());
+            for shard in &def.shards {
+                let counter = match engine.get(Cf::Meta, &keys::counter(def.id, shard.index))? {
+                    Some(raw) => decode_u64(&raw, "sequence counter")?,
+                    None => 0,
+                };
+                counters.push(counter);
+            }
+            streams.insert(def.name.clone(), Arc::new(Stream::new(def, counters)));
+        }
+        Ok(Self { engine, account, shard_limit, streams: RwLock::new(streams), next_id: AtomicU64::new(next_id) })
+    }
+
+    /// The account id used in messages.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The account-wide shard limit.
+    pub fn shard_limit(&self) -> u32 {
+        self.shard_limit
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Stream>>> {
+        self.streams.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The stream called `name`, in any status.
+    pub fn get(&self, name: &str) -> Result<Arc<Stream>> {
+        self.read().get(name).cloned().ok_or_else(|| self.not_found(name))
+    }
+
+    /// The error for a missing stream.
+    pub fn not_found(&self, name: &str) -> Error {
+        Error::StreamNotFound { name: name.to_owned(), account: self.account.clone() }
+    }
+
+    /// Every stream, in name order.
+    pub fn list(&self) -> Vec<Arc<Stream>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Open shards across all streams (what the shard limit counts).
+    pub fn open_shard_count(&self) -> u64 {
+        self.read().values().map(|s| s.def().open_shards().count() as u64).sum()
+    }
+
+    /// Creates a stream in CREATING status.
+    pub fn create(&self, request: NewStream, now_ms: u64) -> Result<Arc<Stream>> {
+        let mut streams = self.streams.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if streams.contains_key(&request.name) {
+            return Err(Error::StreamExists { name: request.name, account: self.account.clone() });
+        }
+        let creating = streams.values().filter(|s| s.def().status == StreamStatus::Creating).count();
+        if creating >= MAX_CREATING_STREAMS {
+            return Err(Error::LimitExceeded(format!(
+                "This request would exceed the limit of {MAX_CREATING_STREAMS} streams in CREATING state for account {}.",
+                self.account
+            )));
+        }
+        let current: u64 = streams.values().map(|s| s.def().open_shards().count() as u64).sum();
+        if current + u64::from(request.shard_count) > u64::from(self.shard_limit) {
+            return Err(Error::LimitExceeded(format!(
+                "This request would exceed the shard limit for the account {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {}.",
+                self.account, self.shard_limit, request.shard_count
+            )));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let shards = HashRange::split_evenly(request.shard_count)
+            .into_iter()
+            .zip(0u32..)
+            .map(|(hash_range, index)| ShardDef {
+                index,
+                hash_range,
+                parent: None,
+                adjacent_parent: None,
+                created_at_ms: now_ms,
+                ending_counter: None,
+                closed_at_ms: None,
+            })
+            .collect::<Vec<_>>();
+        let counters = vec![0; shards.len()];
+        let def = StreamDef {
+            id,
+            name: request.name.clone(),
+            status: StreamStatus::Creating,
+            mode: request.mode,
+            retention_hours: DEFAULT_RETENTION_HOURS,
+            created_at_ms: now_ms,
+            max_record_size_kib: request.max_record_size_kib,
+            shards,
+            tags: request.tags,
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Catalog, keys::stream(&def.name), encode_def(&def)?);
+        batch.put(Cf::Meta, keys::meta(keys::NEXT_STREAM_ID), (id + 1).to_be_bytes().to_vec());
+        self.engine.write(batch, Durability::Sync)?;
+        let stream = Arc::new(Stream::new(def, counters));
+        streams.insert(request.name, stream.clone());
+        Ok(stream)
+    }
+
+    /// Changes a stream's definition and persists it before the change becomes visible.
+    pub fn update(&self, stream: &Stream, change: impl FnOnce(&mut StreamDef) -> Result<()>) -> Result<()> {
+        // Serialise updates through the map lock so two changes never interleave.
+        let _guard = self.streams.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = stream.def().clone();
+        change(&mut next)?;
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Catalog, keys::stream(&next.name), encode_def(&next)?);
+        self.engine.write(batch, Durability::Sync)?;
+        stream.update_def(|def| *def = next);
+        Ok(())
+    }
+
+    /// The mutations that erase `stream` and all its data; the appender applies them.
+    pub fn deletion_batch(stream: &Stream) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        for prefix in [keys::RECORD_PREFIX, keys::TIME_INDEX_PREFIX] {
+            let (start, end) = keys::stream_data_range(prefix, stream.id);
+            batch.delete_range(Cf::Records, start, end);
+        }
+        let (start, end) = keys::stream_data_range(keys::COUNTER_PREFIX, stream.id);
+        batch.delete_range(Cf::Meta, start, end);
+        batch.delete(Cf::Catalog, keys::stream(&stream.name));
+        batch
+    }
+
+    /// Forgets a stream whose data the appender has deleted.
+    pub fn forget(&self, stream: &Stream) {
+        let mut streams = self.streams.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if streams.get(&stream.name).is_some_and(|s| s.id == stream.id) {
+            streams.remove(&stream.name);
+        }
+    }
+}
+
+fn encode_def(def: &StreamDef) -> Result<Vec<u8>> {
+    serde_json::to_vec(def).map_err(|err| {
+        crate::store::Error::Corrupt { key: hex(&keys::stream(&def.name)), reason: err.to_string() }.into()
+    })
+}
+
+fn decode_u64(raw: &[u8], what: &str) -> Result<u64> {
+    let bytes: [u8; 8] = raw.try_into().map_err(|_| crate::store::Error::Corrupt {
+        key: what.to_owned(),
+        reason: format!("{} bytes, expected 8", raw.len()),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// Hex rendering of a key for error messages.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryEngine;
+
+    fn new_stream(name: &str, shards: u32) -> NewStream {
+        NewStream {
+            name: name.into(),
+            shard_count: shards,
+            mode: StreamMode::Provisioned,
+            max_record_size_kib: DEFAULT_MAX_RECORD_SIZE_KIB,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn shard_ids_round_trip() {
+        assert_eq!(shard_id(7), "shardId-000000000007");
+        assert_eq!(parse_shard_id("shardId-000000000007"), Some(7));
+        assert_eq!(parse_shard_id("7"), Some(7));
+        assert_eq!(parse_shard_id("shardId-"), None);
+        assert_eq!(parse_shard_id("shardId-x"), None);
+        assert_eq!(parse_shard_id("shardId-0000000000001"), None);
+    }
+
+    #[test]
+    fn create_persists_and_reloads() {
+        let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+        let catalog = Catalog::load(engine.clone(), "123456789012".into(), 10).expect("load");
+        let stream = catalog.create(new_stream("a", 3), 1000).expect("create");
+        assert_eq!(stream.def().status, StreamStatus::Creating);
+        let again = catalog.create(new_stream("a", 1), 1000);
+        assert!(matches!(again, Err(Error::StreamExists { .. })));
+        let reloaded = Catalog::load(engine, "123456789012".into(), 10).expect("reload");
+        let def = reloaded.get("a").expect("get").def().clone();
+        assert_eq!(def.shards.len(), 3);
+        assert_eq!(def.id, stream.id);
+        let next = reloaded.create(new_stream("b", 1), 2000).expect("create b");
+        assert!(next.id > stream.id, "ids are never reused across restarts");
+    }
+
+    #[test]
+    fn shard_limit_counts_open_shards() {
+        let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+        let catalog = Catalog::load(engine, "123456789012".into(), 5).expect("load");
+        catalog.create(new_stream("a", 3), 0).expect("create");
+        let err = catalog.create(new_stream("b", 3), 0);
+        assert!(
+            matches!(err, Err(Error::LimitExceeded(ref m)) if m.contains("Current shard count for the account: 3. Limit: 5."))
+        );
+        catalog.create(new_stream("b", 2), 0).expect("exactly at the limit");
+    }
+}

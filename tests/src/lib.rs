@@ -1,0 +1,287 @@
+//! Harness for cross-component tests: starts real `shard-server` processes on 127.0.0.1 with a
+//! temporary data directory, and builds independent clients for them (`aws-sdk-kinesis`, and a
+//! raw HTTP client for requests no SDK would send).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::types::StreamStatus;
+
+/// Region the test servers use.
+pub const REGION: &str = "us-east-1";
+/// Account the test servers use.
+pub const ACCOUNT: &str = "123456789012";
+
+/// Path of the `shard-server` binary: `$SHARDLINE_SERVER_BIN`, or the one cargo built next to
+/// this test binary (`make test` builds every workspace binary first). When it is missing it is
+/// built with the same workspace-wide flags, so no dependency is compiled a second time.
+pub fn server_binary() -> anyhow::Result<PathBuf> {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            if let Ok(path) = std::env::var("SHARDLINE_SERVER_BIN") {
+                return Ok(PathBuf::from(path));
+            }
+            // Tests run from target/<profile>/deps/; binaries sit in target/<profile>/.
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let dir = exe.parent().and_then(Path::parent).ok_or("unexpected test binary location")?;
+            let binary = dir.join("shard-server");
+            if !binary.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace")?;
+                let status = Command::new(cargo)
+                    .args(["build", "--quiet", "--workspace", "--all-targets"])
+                    .current_dir(workspace)
+                    .status()
+                    .map_err(|e| format!("cannot run cargo: {e}"))?;
+                if !status.success() || !binary.exists() {
+                    return Err(format!("building {} failed: {status}", binary.display()));
+                }
+            }
+            Ok(binary)
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// A running `shard-server --standalone` process.
+#[derive(Debug)]
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    data_dir: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Server {
+    /// Starts a server on a fresh temporary data directory (kept until `dir` drops).
+    pub fn start(dir: &tempfile::TempDir, extra_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_at(dir.path(), extra_args, "127.0.0.1:0")
+    }
+
+    fn start_at(data_dir: &Path, extra_args: &[&str], listen: &str) -> anyhow::Result<Self> {
+        let mut command = Command::new(server_binary()?);
+        command.arg("--standalone").arg("--data-dir").arg(data_dir);
+        command.args(["--listen", listen, "--account-id", ACCOUNT, "--region", REGION]);
+        if !extra_args.contains(&"--stream-transition-ms") {
+            command.args(["--stream-transition-ms", "100"]);
+        }
+        let mut child = command
+            .args(extra_args)
+            .env("RUST_LOG", std::env::var("SHARDLINE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning shard-server")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).context("reading the endpoint line")?;
+        let Some(endpoint) = line.trim().strip_prefix("shard-server listening on ") else {
+            let _ = child.kill();
+            bail!("unexpected first line from shard-server: {line:?}");
+        };
+        Ok(Self {
+            endpoint: endpoint.to_owned(),
+            child: Some(child),
+            data_dir: data_dir.to_owned(),
+            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+        })
+    }
+
+    /// An `aws-sdk-kinesis` client for this server.
+    pub fn client(&self) -> aws_sdk_kinesis::Client {
+        kinesis_client(&self.endpoint)
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Stops the process with SIGTERM and waits for a clean exit.
+    pub fn terminate(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            Command::new("kill").args(["-TERM", &pid]).status()?;
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("shard-server exited with {status} after SIGTERM");
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same data directory and port.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill()?;
+        let listen = self.endpoint.trim_start_matches("http://").to_owned();
+        let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::start_at(&self.data_dir, &args, &listen) {
+                Ok(mut fresh) => {
+                    self.child = fresh.child.take();
+                    return Ok(());
+                }
+                // The port can linger for a moment after a kill.
+                Err(err) if Instant::now() < deadline => {
+                    eprintln!("restart retry: {err:#}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// An `aws-sdk-kinesis` client for any endpoint, with static test credentials.
+pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
+    let config = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .build();
+    aws_sdk_kinesis::Client::from_conf(config)
+}
+
+/// Creates a stream and waits until it is ACTIVE.
+pub async fn create_active_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) -> anyhow::Result<()> {
+    client.create_stream().stream_name(name).shard_count(shards).send().await?;
+    wait_for_status(client, name, StreamStatus::Active).await
+}
+
+/// Polls DescribeStreamSummary until the stream reaches `status`.
+pub async fn wait_for_status(client: &aws_sdk_kinesis::Client, name: &str, status: StreamStatus) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let summary = client.describe_stream_summary().stream_name(name).send().await?;
+        let current = summary.stream_description_summary().map(|s| s.stream_status().clone());
+        if current.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("stream {name} still {current:?}, wanted {status:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A raw Kinesis request: `(HTTP status, parsed JSON body or Null)`.
+pub async fn raw_request(
+    endpoint: &str,
+    target: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let response = reqwest::Client::new()
+        .post(endpoint)
+        .header("X-Amz-Target", target)
+        .header("Content-Type", content_type)
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=garbage, SignedHeaders=host, Signature=00")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    let json = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes)? };
+    Ok((status, json))
+}
+
+/// A raw JSON 1.1 Kinesis call to `Kinesis_20131202.<op>`.
+pub async fn raw_call(
+    endpoint: &str,
+    op: &str,
+    body: impl Into<reqwest::Body>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    raw_request(endpoint, &format!("Kinesis_20131202.{op}"), "application/x-amz-json-1.1", body).await
+}
+
+/// The error type (`__type`) of a raw response, or "" when there is none.
+pub fn error_type(json: &serde_json::Value) -> &str {
+    json.get("__type").and_then(|t| t.as_str()).unwrap_or_default()
+}
+
+/// The Kinesis error code of an SDK error, or a marker when it is not a service error.
+pub fn code<E: aws_sdk_kinesis::error::ProvideErrorMetadata>(err: &aws_sdk_kinesis::error::SdkError<E>) -> String {
+    err.as_service_error().and_then(|e| e.code()).unwrap_or("<no service error>").to_owned()
+}
+
+/// The message of an SDK service error, or "".
+pub fn message<E: aws_sdk_kinesis::error::ProvideErrorMetadata>(err: &aws_sdk_kinesis::error::SdkError<E>) -> String {
+    err.as_service_error().and_then(|e| e.message()).unwrap_or_default().to_owned()
+}
+
+/// The hash key ranges of a stream's shards, as `(shard id, start, end)`.
+pub async fn shard_ranges(client: &aws_sdk_kinesis::Client, stream: &str) -> anyhow::Result<Vec<(String, u128, u128)>> {
+    let shards = client.list_shards().stream_name(stream).send().await?;
+    shards
+        .shards()
+        .iter()
+        .map(|s| {
+            let range = s.hash_key_range().context("no hash key range")?;
+            Ok((s.shard_id().to_owned(), range.starting_hash_key().parse()?, range.ending_hash_key().parse()?))
+        })
+        .collect()
+}
+
+/// The shard that owns `partition_key`, computed independently of the server: MD5 as a
+/// big-endian 128-bit integer, looked up in the ranges.
+pub fn expected_shard(ranges: &[(String, u128, u128)], partition_key: &str) -> String {
+    use md5::{Digest, Md5};
+    let hash = u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into());
+    ranges
+        .iter()
+        .find(|(_, start, end)| *start <= hash && hash <= *end)
+        .map(|(id, _, _)| id.clone())
+        .unwrap_or_default()
+}
+
+/// Every record of one shard from TRIM_HORIZON to the tip, as `(sequence number, key, data)`.
+pub async fn read_shard(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    shard: &str,
+) -> anyhow::Result<Vec<(String, String, Vec<u8>)>> {
+    let mut iterator = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await?
+        .shard_iterator
+        .context("no iterator")?;
+    let mut out = Vec::new();
+    loop {
+        let page = client.get_records().shard_iterator(&iterator).send().await?;
+        let empty = page.records().is_empty();
+        out.extend(page.records().iter().map(|r| {
+            (
+                r.sequence_number().to_owned(),
+                r.partition_key().unwrap_or_default().to_owned(),
+                r.data().as_ref().to_vec(),
+            )
+        }));
+        match page.next_shard_iterator() {
+            Some(next) if !(empty && page.millis_behind_latest() == Some(0)) => iterator = next.to_owned(),
+            _ => return Ok(out),
+        }
+    }
+}
