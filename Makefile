@@ -8,15 +8,20 @@ DATA_DIR ?= ./shardline-data
 LISTEN ?= 127.0.0.1:4567
 ENDPOINT ?= http://127.0.0.1:4567
 
-.PHONY: deps standalone test lint bench kinesalite
+.PHONY: deps release standalone test lint bench kinesalite
 
 ## deps: system packages the build needs (libclang for RocksDB's bindings)
 deps:
 	@bash scripts/install-deps.sh
 
+# Release binaries are always built workspace-wide: building one package alone resolves
+# features differently and would compile RocksDB a second time.
+release: deps
+	cargo build --release --workspace --bins
+
 ## standalone: run one shard-server with every shard and the catalog in-process
-standalone: deps
-	cargo run --release -p shard-server -- --standalone --data-dir $(DATA_DIR) --listen $(LISTEN)
+standalone: release
+	$(CARGO_TARGET_DIR)/release/shard-server --standalone --data-dir $(DATA_DIR) --listen $(LISTEN)
 
 ## test: every unit and data-plane test (the data-plane tests run the built shard-server binary)
 test: deps
@@ -29,8 +34,8 @@ lint: deps
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## bench: shardctl bench against ENDPOINT (start `make standalone` first)
-bench: deps
-	cargo run --release -p shardline --bin shardctl -- bench --endpoint $(ENDPOINT)
+bench: release
+	$(CARGO_TARGET_DIR)/release/shardctl bench --endpoint $(ENDPOINT)
 
 ## kinesalite: run kinesalite (npm) on port 4568 for side-by-side benchmarks
 kinesalite:

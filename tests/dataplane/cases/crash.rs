@@ -36,7 +36,7 @@ async fn produce(
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let sent = Instant::now();
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             let data: Vec<String> = (0..25).map(|i| format!("r{round}-p{producer}-n{n}-{i}")).collect();
             let entries = data
                 .iter()
