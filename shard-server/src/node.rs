@@ -417,14 +417,23 @@ impl Node {
         }
     }
 
-    fn schedule_activation(self: &Arc<Self>, stream: Arc<Stream>) {
+    /// Runs `work` after the stream transition delay, unless the node shuts down first.
+    fn after_transition<F>(self: &Arc<Self>, work: impl FnOnce(Arc<Self>) -> F + Send + 'static)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         let node = self.clone();
         let delay = self.config.stream_transition;
         self.tasks.spawn(async move {
             tokio::select! {
-                _ = node.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+                _ = node.shutdown.cancelled() => {}
+                _ = tokio::time::sleep(delay) => work(node).await,
             }
+        });
+    }
+
+    fn schedule_activation(self: &Arc<Self>, stream: Arc<Stream>) {
+        self.after_transition(move |node| async move {
             let activated = node.catalog.update(&stream, |def| {
                 if def.status == StreamStatus::Creating {
                     def.status = StreamStatus::Active;
@@ -439,13 +448,7 @@ impl Node {
     }
 
     fn schedule_deletion(self: &Arc<Self>, stream: Arc<Stream>) {
-        let node = self.clone();
-        let delay = self.config.stream_transition;
-        self.tasks.spawn(async move {
-            tokio::select! {
-                _ = node.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
+        self.after_transition(move |node| async move {
             match node.appender.delete_stream(stream.clone()).await {
                 Ok(()) => {
                     node.catalog.forget(&stream);

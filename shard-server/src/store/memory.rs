@@ -24,8 +24,8 @@ impl MemoryEngine {
     fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<Cf, Map>) -> T) -> T {
         let mut guard = match self.families.lock() {
             Ok(guard) => guard,
-            // A panic while holding the lock cannot leave a half-applied batch: batches are
-            // applied to a copy-free map one mutation at a time only after validation.
+            // Nothing panics while holding the lock (visitors run on a copy), so a poisoned
+            // lock still guards consistent maps.
             Err(poisoned) => poisoned.into_inner(),
         };
         f(&mut guard)

@@ -22,7 +22,7 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(value).map_err(|err| {
         tracing::error!(cause = %err, "response encoding failed");
-        ApiError::new(super::error::ErrorCode::InternalFailure, "Internal service failure.")
+        ApiError::internal()
     })
 }
 

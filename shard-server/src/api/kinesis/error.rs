@@ -76,6 +76,16 @@ impl ApiError {
         Self::new(ErrorCode::InvalidArgument, message)
     }
 
+    /// The refusal of a request that would have succeeded but asked for a dry run.
+    pub fn dry_run() -> Self {
+        Self::new(ErrorCode::DryRunOperation, "Request would have succeeded, but DryRun flag is set.")
+    }
+
+    /// An `InternalFailure`; the cause is logged, never shown to the client.
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::InternalFailure, "Internal service failure.")
+    }
+
     /// A `SerializationException`.
     pub fn serialization(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Serialization, message)
@@ -93,7 +103,7 @@ impl From<Error> for ApiError {
             Error::ExpiredNextToken(_) => ErrorCode::ExpiredNextToken,
             Error::WritePathClosed(_) | Error::Store(_) => {
                 tracing::error!(cause = %err, "internal failure");
-                return ApiError::new(ErrorCode::InternalFailure, "Internal service failure.");
+                return ApiError::internal();
             }
         };
         ApiError::new(code, err.to_string())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::api::kinesis::codec::{Blob, Timestamp};
-use crate::api::kinesis::error::{ApiError, ErrorCode};
+use crate::api::kinesis::error::ApiError;
 use crate::api::kinesis::validate::Violations;
 use crate::node::Node;
 
@@ -66,7 +66,7 @@ impl Request {
         .await
         .map_err(|err| {
             tracing::error!(cause = %err, "GetRecords task failed");
-            ApiError::new(ErrorCode::InternalFailure, "Internal service failure.")
+            ApiError::internal()
         })??;
         Ok(Response {
             records: page

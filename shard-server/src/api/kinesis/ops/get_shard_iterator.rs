@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::kinesis::codec::Timestamp;
-use crate::api::kinesis::error::{ApiError, ErrorCode};
+use crate::api::kinesis::error::ApiError;
 use crate::api::kinesis::stream_ref;
 use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
 use crate::node::{Node, StartingPosition};
@@ -85,10 +85,7 @@ impl Request {
         };
         let shard_iterator = node.shard_iterator(&name, &shard, start)?;
         if self.dry_run == Some(true) {
-            return Err(ApiError::new(
-                ErrorCode::DryRunOperation,
-                "Request would have succeeded, but DryRun flag is set.",
-            ));
+            return Err(ApiError::dry_run());
         }
         Ok(Response { shard_iterator })
     }

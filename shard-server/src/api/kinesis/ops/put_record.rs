@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::kinesis::codec::Blob;
-use crate::api::kinesis::error::{ApiError, ErrorCode};
+use crate::api::kinesis::error::ApiError;
 use crate::api::kinesis::ops::records::{check_entry, to_put_entry, EntryFields};
 use crate::api::kinesis::stream_ref;
 use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
@@ -63,14 +63,10 @@ impl Request {
         let entry = to_put_entry(self.partition_key, self.explicit_hash_key.as_deref(), self.data)?;
         if self.dry_run == Some(true) {
             node.catalog().get(&name)?;
-            return Err(ApiError::new(
-                ErrorCode::DryRunOperation,
-                "Request would have succeeded, but DryRun flag is set.",
-            ));
+            return Err(ApiError::dry_run());
         }
         let mut results = node.put(&name, vec![entry]).await?;
-        let result =
-            results.pop().ok_or_else(|| ApiError::new(ErrorCode::InternalFailure, "Internal service failure."))?;
+        let result = results.pop().ok_or_else(|| ApiError::internal())?;
         Ok(Response {
             shard_id: result.shard_id,
             sequence_number: result.sequence_number.to_string(),

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::kinesis::codec::Blob;
-use crate::api::kinesis::error::{ApiError, ErrorCode};
+use crate::api::kinesis::error::ApiError;
 use crate::api::kinesis::ops::records::{check_entry, to_put_entry, EntryFields};
 use crate::api::kinesis::stream_ref;
 use crate::api::kinesis::validate::Violations;
@@ -95,10 +95,7 @@ impl Request {
             .collect::<Result<Vec<_>, _>>()?;
         if self.dry_run == Some(true) {
             node.catalog().get(&name)?;
-            return Err(ApiError::new(
-                ErrorCode::DryRunOperation,
-                "Request would have succeeded, but DryRun flag is set.",
-            ));
+            return Err(ApiError::dry_run());
         }
         let results = node.put(&name, entries).await?;
         Ok(Response {
