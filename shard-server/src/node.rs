@@ -2,7 +2,6 @@
 //! codec, plus the background work (stream lifecycle, retention) that belongs to them. The
 //! Kinesis and gRPC fronts call these operations; none of them sees bytes on the wire.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -486,9 +485,6 @@ impl Node {
     }
 }
 
-/// Tags as Kinesis passes them, for CreateStream.
-pub type Tags = BTreeMap<String, String>;
-
 fn load_or_create_secret(engine: &dyn KvEngine) -> Result<[u8; 32]> {
     let key = keys::meta(keys::ITERATOR_SECRET);
     if let Some(raw) = engine.get(Cf::Meta, &key)? {
@@ -506,6 +502,8 @@ fn load_or_create_secret(engine: &dyn KvEngine) -> Result<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::clock::ManualClock;
     use crate::stream::{StreamMode, DEFAULT_MAX_RECORD_SIZE_KIB};
@@ -535,7 +533,7 @@ mod tests {
             shard_count: shards,
             mode: StreamMode::Provisioned,
             max_record_size_kib: DEFAULT_MAX_RECORD_SIZE_KIB,
-            tags: Tags::new(),
+            tags: BTreeMap::new(),
         })
         .expect("create");
         for _ in 0..200 {

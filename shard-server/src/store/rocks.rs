@@ -56,6 +56,8 @@ impl RocksEngine {
         opts.set_max_background_jobs(4);
         opts.set_bytes_per_sync(1 << 20);
         opts.set_max_total_wal_size(2 << 30);
+        // Reusing WAL files lets each fsync skip the file-size metadata update.
+        opts.set_recycle_log_file_num(4);
         let families = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options(*cf)));
         let db = DB::open_cf_descriptors(&opts, path, families)
             .map_err(|err| Error::Open { path: path.display().to_string(), message: err.into_string() })?;
