@@ -9,7 +9,7 @@
 //! Replication will take this seam over: an append will be acknowledged once a majority of a
 //! shard's replicas hold it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -146,6 +146,8 @@ struct Writer {
 /// What a group did to one shard, applied to its log after the fsync.
 struct Touched {
     log: Arc<ShardLog>,
+    /// Counter of the group's first record in the shard (its time-index entry).
+    first_counter: u64,
     last_counter: u64,
     arrival_ms: u64,
 }
@@ -178,39 +180,44 @@ impl Writer {
         let now = self.clock.now_ms();
         let mut batch = WriteBatch::new();
         let mut touched: HashMap<(u64, u32), Touched> = HashMap::new();
-        let mut first_in_group: HashMap<(u64, u32), u64> = HashMap::new();
         let mut appends = Vec::new();
         let mut deletes = Vec::new();
+        // Streams deleted by this group: nothing of theirs may be written after the range delete.
+        let mut deleted: HashSet<u64> = HashSet::new();
 
         for command in group {
             match command {
                 Command::Append { stream, entries, reply } => {
-                    if stream.is_deleted() {
+                    if stream.is_deleted() || deleted.contains(&stream.id) {
                         let _ = reply.send(Err(Error::StreamNotFound {
                             name: stream.name.clone(),
                             account: self.account.clone(),
                         }));
                         continue;
                     }
-                    match self.stage(&stream, entries, now, &mut batch, &mut touched, &mut first_in_group) {
-                        Ok(results) => appends.push((reply, results)),
+                    match self.stage(&stream, entries, now, &mut batch, &mut touched) {
+                        Ok(results) => appends.push((stream, reply, results)),
                         Err(err) => {
                             let _ = reply.send(Err(err));
                         }
                     }
                 }
                 Command::Delete { stream, reply } => {
+                    deleted.insert(stream.id);
                     batch.append(Catalog::deletion_batch(&stream));
                     deletes.push((stream, reply));
                 }
                 Command::Stop => {}
             }
         }
+        touched.retain(|(stream_id, _), _| !deleted.contains(stream_id));
         for ((stream_id, shard), touch) in &touched {
             batch.put(Cf::Meta, keys::counter(*stream_id, *shard), touch.last_counter.to_be_bytes().to_vec());
-            if let Some(first) = first_in_group.get(&(*stream_id, *shard)) {
-                batch.put(Cf::Records, keys::time_index(*stream_id, *shard, touch.arrival_ms, *first), Vec::new());
-            }
+            batch.put(
+                Cf::Records,
+                keys::time_index(*stream_id, *shard, touch.arrival_ms, touch.first_counter),
+                Vec::new(),
+            );
         }
         if batch.is_empty() {
             return;
@@ -229,7 +236,15 @@ impl Writer {
                     let _ = reply.send(Ok(()));
                 }
                 self.stats.requests.fetch_add(appends.len() as u64, Ordering::Relaxed);
-                for (reply, results) in appends {
+                for (stream, reply, results) in appends {
+                    if deleted.contains(&stream.id) {
+                        // Staged before the stream's deletion in the same group: erased by it.
+                        let _ = reply.send(Err(Error::StreamNotFound {
+                            name: stream.name.clone(),
+                            account: self.account.clone(),
+                        }));
+                        continue;
+                    }
                     self.stats.records.fetch_add(results.len() as u64, Ordering::Relaxed);
                     let _ = reply.send(Ok(results));
                 }
@@ -240,7 +255,7 @@ impl Writer {
                 for (_, reply) in deletes {
                     let _ = reply.send(Err(crate::store::Error::Engine(message.clone()).into()));
                 }
-                for (reply, _) in appends {
+                for (_, reply, _) in appends {
                     let _ = reply.send(Err(crate::store::Error::Engine(message.clone()).into()));
                 }
             }
@@ -255,7 +270,6 @@ impl Writer {
         now: u64,
         batch: &mut WriteBatch,
         touched: &mut HashMap<(u64, u32), Touched>,
-        first_in_group: &mut HashMap<(u64, u32), u64>,
     ) -> Result<Vec<Appended>> {
         // Resolve every shard first so a bad request stages nothing.
         for entry in &entries {
@@ -272,16 +286,76 @@ impl Writer {
                     let log = stream.log(entry.shard).ok_or_else(|| Error::InvalidArgument("shard vanished".into()))?;
                     let last_counter = log.last_counter.load(Ordering::Acquire);
                     let arrival_ms = now.max(log.last_arrival_ms.load(Ordering::Acquire));
-                    touched.entry(key).or_insert(Touched { log, last_counter, arrival_ms })
+                    touched.entry(key).or_insert(Touched {
+                        log,
+                        first_counter: last_counter + 1,
+                        last_counter,
+                        arrival_ms,
+                    })
                 }
             };
             touch.last_counter += 1;
             let counter = touch.last_counter;
-            first_in_group.entry(key).or_insert(counter);
             shard::stamp_arrival(&mut entry.value, touch.arrival_ms);
             batch.put(Cf::Records, keys::record(stream.id, entry.shard, counter), entry.value);
             results.push(Appended { shard: entry.shard, counter });
         }
         Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::MemoryEngine;
+    use crate::stream::{NewStream, StreamMode, DEFAULT_MAX_RECORD_SIZE_KIB};
+
+    fn count(engine: &dyn KvEngine, cf: Cf, start: &[u8], end: &[u8]) -> usize {
+        let mut n = 0;
+        engine
+            .scan(cf, start, end, &mut |_, _| {
+                n += 1;
+                true
+            })
+            .expect("scan");
+        n
+    }
+
+    #[test]
+    fn a_deletion_erases_everything_of_its_stream_in_the_same_group() {
+        let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+        let catalog = Catalog::load(engine.clone(), "123456789012".into(), 10).expect("load");
+        let request = NewStream {
+            name: "s".into(),
+            shard_count: 1,
+            mode: StreamMode::Provisioned,
+            max_record_size_kib: DEFAULT_MAX_RECORD_SIZE_KIB,
+            tags: Default::default(),
+        };
+        let stream = catalog.create(request, 0).expect("create");
+        let writer = Writer {
+            engine: engine.clone(),
+            clock: Arc::new(ManualClock::new(1)),
+            account: "123456789012".into(),
+            stats: Arc::default(),
+        };
+        let entry = || vec![Entry { shard: 0, value: shard::encode("k", b"v") }];
+        let (before, mut before_rx) = oneshot::channel();
+        let (delete, mut delete_rx) = oneshot::channel();
+        let (after, mut after_rx) = oneshot::channel();
+        writer.commit(vec![
+            Command::Append { stream: stream.clone(), entries: entry(), reply: before },
+            Command::Delete { stream: stream.clone(), reply: delete },
+            Command::Append { stream: stream.clone(), entries: entry(), reply: after },
+        ]);
+        assert!(matches!(before_rx.try_recv(), Ok(Err(Error::StreamNotFound { .. }))));
+        assert!(matches!(delete_rx.try_recv(), Ok(Ok(()))));
+        assert!(matches!(after_rx.try_recv(), Ok(Err(Error::StreamNotFound { .. }))));
+        assert!(stream.is_deleted());
+        assert_eq!(count(engine.as_ref(), Cf::Records, &[0], &[0xff]), 0, "no record or index entry survives");
+        assert_eq!(count(engine.as_ref(), Cf::Catalog, &[0], &[0xff]), 0, "the definition is gone");
+        let (start, end) = keys::stream_data_range(keys::COUNTER_PREFIX, stream.id);
+        assert_eq!(count(engine.as_ref(), Cf::Meta, &start, &end), 0, "no sequence counter survives");
     }
 }

@@ -33,7 +33,7 @@ fn suite(engine: &dyn KvEngine) {
     assert_eq!(all.iter().map(|(k, _)| k[1]).collect::<Vec<_>>(), vec![2, 3, 4]);
     let mut seen = 0;
     engine
-        .scan(Cf::Records, &[b'k'], &[b'l'], &mut |_, _| {
+        .scan(Cf::Records, b"k", b"l", &mut |_, _| {
             seen += 1;
             seen < 2
         })
@@ -45,8 +45,8 @@ fn suite(engine: &dyn KvEngine) {
     let mut batch = WriteBatch::new();
     batch.delete_range(Cf::Records, vec![b'k', 1], vec![b'k', 4]);
     engine.write(batch, Durability::Buffered).expect("write");
-    engine.compact_range(Cf::Records, &[b'k'], &[b'l']).expect("compact");
-    let left = collect(engine, Cf::Records, &[b'k'], &[b'l']);
+    engine.compact_range(Cf::Records, b"k", b"l").expect("compact");
+    let left = collect(engine, Cf::Records, b"k", b"l");
     assert_eq!(left.iter().map(|(k, _)| k[1]).collect::<Vec<_>>(), vec![0, 4, 5, 6, 7, 8]);
 }
 

@@ -60,12 +60,11 @@ impl Request {
         let def = stream.def();
         let limit = usize::try_from(self.limit.unwrap_or(DEFAULT_LIMIT)).unwrap_or(usize::MAX);
         let after = self.exclusive_start_shard_id.as_deref().and_then(parse_shard_id);
-        let visible = def
-            .shards
-            .iter()
-            .filter(|_| def.status != StreamStatus::Creating)
-            .filter(|s| after.is_none_or(|after| s.index > after))
-            .collect::<Vec<_>>();
+        // A stream shows no shards while it is being created, as Kinesis does.
+        let visible = match def.status {
+            StreamStatus::Creating => Vec::new(),
+            _ => def.shards.iter().filter(|s| after.is_none_or(|after| s.index > after)).collect::<Vec<_>>(),
+        };
         let has_more_shards = visible.len() > limit;
         Ok(Response {
             stream_description: StreamDescription {
