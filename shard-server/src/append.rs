@@ -189,10 +189,7 @@ impl Writer {
             match command {
                 Command::Append { stream, entries, reply } => {
                     if stream.is_deleted() || deleted.contains(&stream.id) {
-                        let _ = reply.send(Err(Error::StreamNotFound {
-                            name: stream.name.clone(),
-                            account: self.account.clone(),
-                        }));
+                        let _ = reply.send(Err(self.gone(&stream)));
                         continue;
                     }
                     match self.stage(&stream, entries, now, &mut batch, &mut touched) {
@@ -239,10 +236,7 @@ impl Writer {
                 for (stream, reply, results) in appends {
                     if deleted.contains(&stream.id) {
                         // Staged before the stream's deletion in the same group: erased by it.
-                        let _ = reply.send(Err(Error::StreamNotFound {
-                            name: stream.name.clone(),
-                            account: self.account.clone(),
-                        }));
+                        let _ = reply.send(Err(self.gone(&stream)));
                         continue;
                     }
                     self.stats.records.fetch_add(results.len() as u64, Ordering::Relaxed);
@@ -260,6 +254,11 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// The answer to an append for a stream whose data is deleted.
+    fn gone(&self, stream: &Stream) -> Error {
+        Error::StreamNotFound { name: stream.name.clone(), account: self.account.clone() }
     }
 
     /// Assigns counters and arrival times to one request's records and stages their writes.
