@@ -30,8 +30,10 @@ const MAX_GROUP_BYTES: usize = 32 << 20;
 /// One record bound for a shard: its shard index and the value from [`shard::encode`].
 #[derive(Debug)]
 pub struct Entry {
-    /// Target shard.
+    /// Target shard, as routed when the request was made.
     pub shard: u32,
+    /// The record's hash key, to route it again if its shard closed while it queued.
+    pub hash: u128,
     /// Encoded record; the writer stamps the arrival time.
     pub value: Vec<u8>,
 }
@@ -48,14 +50,18 @@ pub struct Appended {
 enum Command {
     Append { stream: Arc<Stream>, entries: Vec<Entry>, reply: oneshot::Sender<Result<Vec<Appended>>> },
     Delete { stream: Arc<Stream>, reply: oneshot::Sender<Result<()>> },
+    Barrier { work: BarrierWork, reply: oneshot::Sender<Result<()>> },
     Stop,
 }
+
+/// Work run on the writer thread between two groups (see [`Appender::barrier`]).
+type BarrierWork = Box<dyn FnOnce() -> Result<()> + Send>;
 
 impl Command {
     fn bytes(&self) -> usize {
         match self {
             Command::Append { entries, .. } => entries.iter().map(|e| e.value.len()).sum(),
-            Command::Delete { .. } | Command::Stop => 0,
+            Command::Delete { .. } | Command::Barrier { .. } | Command::Stop => 0,
         }
     }
 }
@@ -84,6 +90,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Append { stream, entries, .. } => write!(f, "Append({}, {} records)", stream.name, entries.len()),
             Command::Delete { stream, .. } => write!(f, "Delete({})", stream.name),
+            Command::Barrier { .. } => write!(f, "Barrier"),
             Command::Stop => write!(f, "Stop"),
         }
     }
@@ -120,6 +127,18 @@ impl Appender {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Command::Delete { stream, reply })
+            .await
+            .map_err(|_| Error::WritePathClosed("the appender has stopped"))?;
+        answer.await.map_err(|_| Error::WritePathClosed("the appender dropped the request"))?
+    }
+
+    /// Runs `work` on the writer thread once every request queued before it is durable and
+    /// before any request queued after it is written: a shard map change (split, merge) sees
+    /// each shard's exact last record, and later appends see the new map.
+    pub async fn barrier(&self, work: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Command::Barrier { work: Box::new(work), reply })
             .await
             .map_err(|_| Error::WritePathClosed("the appender has stopped"))?;
         answer.await.map_err(|_| Error::WritePathClosed("the appender dropped the request"))?
@@ -168,7 +187,17 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(group);
+            let mut pending = Vec::with_capacity(group.len());
+            for command in group {
+                match command {
+                    Command::Barrier { work, reply } => {
+                        self.commit(std::mem::take(&mut pending));
+                        let _ = reply.send(work());
+                    }
+                    other => pending.push(other),
+                }
+            }
+            self.commit(pending);
             if stop {
                 // Dropping the receiver fails every request still queued: none was written.
                 return;
@@ -203,6 +232,10 @@ impl Writer {
                     deleted.insert(stream.id);
                     batch.append(Catalog::deletion_batch(&stream));
                     deletes.push((stream, reply));
+                }
+                Command::Barrier { reply, .. } => {
+                    // `run` takes barriers out of groups; one reaching here is refused, not lost.
+                    let _ = reply.send(Err(Error::WritePathClosed("barrier inside a group")));
                 }
                 Command::Stop => {}
             }
@@ -270,10 +303,24 @@ impl Writer {
         batch: &mut WriteBatch,
         touched: &mut HashMap<(u64, u32), Touched>,
     ) -> Result<Vec<Appended>> {
-        // Resolve every shard first so a bad request stages nothing.
-        for entry in &entries {
-            if stream.log(entry.shard).is_none() {
-                return Err(Error::InvalidArgument(format!("shard {} does not exist", entry.shard)));
+        // Resolve every shard first so a bad request stages nothing. A record routed to a shard
+        // that has since closed goes to the open shard that now owns its hash key.
+        let mut entries = entries;
+        {
+            let def = stream.def();
+            for entry in &mut entries {
+                let open = def.shard(entry.shard).is_some_and(|s| s.is_open());
+                if !open {
+                    entry.shard = def.route(entry.hash).map(|s| s.index).ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "No open shard of stream {} owns hash key {}.",
+                            def.name, entry.hash
+                        ))
+                    })?;
+                }
+                if stream.log(entry.shard).is_none() {
+                    return Err(Error::InvalidArgument(format!("shard {} does not exist", entry.shard)));
+                }
             }
         }
         let mut results = Vec::with_capacity(entries.len());
@@ -339,7 +386,7 @@ mod tests {
             account: "123456789012".into(),
             stats: Arc::default(),
         };
-        let entry = || vec![Entry { shard: 0, value: shard::encode("k", b"v") }];
+        let entry = || vec![Entry { shard: 0, hash: 0, value: shard::encode("k", b"v") }];
         let (before, mut before_rx) = oneshot::channel();
         let (delete, mut delete_rx) = oneshot::channel();
         let (after, mut after_rx) = oneshot::channel();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod hash_range;
 pub mod iterator;
 pub mod node;
+pub mod reshard;
 pub mod retention;
 pub mod sequence;
 pub mod server;

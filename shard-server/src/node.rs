@@ -16,10 +16,11 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hash_range::hash_key;
 use crate::iterator::{IteratorCodec, IteratorError, ShardIterator};
+use crate::reshard::{self, Change};
 use crate::sequence::SequenceNumber;
 use crate::shard::{self, ReadLimits, StoredRecord};
 use crate::store::{keys, Cf, Durability, KvEngine, RocksEngine, WriteBatch};
-use crate::stream::{parse_shard_id, shard_id, Catalog, NewStream, Stream, StreamDef, StreamStatus};
+use crate::stream::{parse_shard_id, shard_id, Catalog, NewStream, ShardDef, Stream, StreamDef, StreamStatus};
 use crate::{retention, stream};
 
 /// Most payload bytes one GetRecords call returns (10 MiB, as Kinesis).
@@ -69,6 +70,9 @@ pub struct RecordsPage {
     pub next_iterator: Option<String>,
     /// How far the last position is behind the tip of the shard.
     pub millis_behind_latest: u64,
+    /// The shard's children, once the iterator has read a closed shard to its end (then there
+    /// is no next iterator).
+    pub child_shards: Vec<ShardDef>,
 }
 
 /// Why opening a data directory failed.
@@ -248,6 +252,53 @@ impl Node {
         })
     }
 
+    /// Splits, merges or rescales a stream's shards (SplitShard, MergeShards, UpdateShardCount).
+    /// The new shard map takes effect at once, in order with appends: every record acknowledged
+    /// before it is in a parent, every one after it in a child. The stream is UPDATING until
+    /// the transition delay has passed.
+    pub async fn reshard(self: &Arc<Self>, name: &str, change: Change) -> Result<()> {
+        let stream = self.active_stream(name)?;
+        {
+            let def = stream.def();
+            if matches!(change, Change::Scale { .. }) && def.mode == stream::StreamMode::OnDemand {
+                return Err(Error::InvalidArgument(format!(
+                    "UpdateShardCount is not supported for stream {} under account {} because it is in ON_DEMAND mode.",
+                    def.name, self.config.account_id
+                )));
+            }
+            reshard::validate(&def, change, &self.config.account_id, self.now_ms())?;
+            let delta = change.open_shard_delta(&def);
+            let current = self.catalog.open_shard_count();
+            if delta > 0 && current.saturating_add(delta.unsigned_abs()) > u64::from(self.config.shard_limit) {
+                return Err(Error::LimitExceeded(format!(
+                    "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {delta}.",
+                    self.config.account_id, self.config.region, self.config.shard_limit
+                )));
+            }
+        }
+        let node = self.clone();
+        let target = stream.clone();
+        self.appender
+            .barrier(move || {
+                let now = node.now_ms();
+                node.catalog.update(&target, |def| {
+                    if def.status != StreamStatus::Active {
+                        return Err(node.not_active(def));
+                    }
+                    reshard::validate(def, change, &node.config.account_id, now)?;
+                    let ending =
+                        |index: u32| target.log(index).map_or(0, |log| log.last_counter.load(Ordering::Acquire));
+                    reshard::apply(def, change, &ending, now);
+                    def.status = StreamStatus::Updating;
+                    Ok(())
+                })
+            })
+            .await?;
+        tracing::info!(stream = %stream.name, ?change, "reshard applied");
+        self.schedule_update_done(stream);
+        Ok(())
+    }
+
     /// A stream whose records can be put (ACTIVE or UPDATING); Kinesis reports any other
     /// stream as not found.
     fn writable_stream(&self, name: &str) -> Result<Arc<Stream>> {
@@ -287,7 +338,11 @@ impl Node {
                 let shard = def.route(hash).ok_or_else(|| {
                     Error::InvalidArgument(format!("No open shard of stream {} owns hash key {hash}.", def.name))
                 })?;
-                staged.push(Entry { shard: shard.index, value: shard::encode(&entry.partition_key, &entry.data) });
+                staged.push(Entry {
+                    shard: shard.index,
+                    hash,
+                    value: shard::encode(&entry.partition_key, &entry.data),
+                });
             }
             staged
         };
@@ -299,6 +354,19 @@ impl Node {
                 sequence_number: SequenceNumber::new(a.shard, a.counter),
             })
             .collect())
+    }
+
+    /// The index of shard `shard` of stream `stream_name`, which must exist.
+    pub fn shard_index(&self, stream_name: &str, shard: &str) -> Result<u32> {
+        let not_found = || Error::ShardNotFound {
+            shard_id: shard.to_owned(),
+            stream: stream_name.to_owned(),
+            account: self.config.account_id.clone(),
+        };
+        let index = parse_shard_id(shard).ok_or_else(not_found)?;
+        let stream = self.catalog.get(stream_name)?;
+        let exists = stream.def().shard(index).is_some();
+        exists.then_some(index).ok_or_else(not_found)
     }
 
     /// Issues a shard iterator.
@@ -370,7 +438,10 @@ impl Node {
             return Err(shard_missing());
         }
         let log = stream.log(iterator.shard).ok_or_else(shard_missing)?;
-        let retention_ms = stream.def().retention_ms();
+        let (retention_ms, ending_counter) = {
+            let def = stream.def();
+            (def.retention_ms(), def.shard(iterator.shard).and_then(|s| s.ending_counter))
+        };
         let last = log.last_counter.load(Ordering::Acquire);
         let slice = shard::read(
             self.engine.as_ref(),
@@ -388,15 +459,25 @@ impl Node {
             Some(arrival) if slice.next_position <= last => now.saturating_sub(arrival),
             _ => 0,
         };
-        let next_iterator = Some(self.iterators.encode(&ShardIterator {
-            position: slice.next_position,
-            issued_at_ms: now,
-            ..iterator.clone()
-        }));
+        let at_end = ending_counter.is_some_and(|end| slice.next_position > end);
+        let (next_iterator, child_shards) = if at_end {
+            let def = stream.def();
+            let children = def
+                .shards
+                .iter()
+                .filter(|s| s.parent == Some(iterator.shard) || s.adjacent_parent == Some(iterator.shard))
+                .cloned()
+                .collect();
+            (None, children)
+        } else {
+            let next = ShardIterator { position: slice.next_position, issued_at_ms: now, ..iterator.clone() };
+            (Some(self.iterators.encode(&next)), Vec::new())
+        };
         Ok(RecordsPage {
             records: slice.records.into_iter().map(|r| (SequenceNumber::new(iterator.shard, r.counter), r)).collect(),
             next_iterator,
             millis_behind_latest,
+            child_shards,
         })
     }
 
@@ -411,7 +492,8 @@ impl Node {
             match status {
                 StreamStatus::Creating => self.schedule_activation(stream),
                 StreamStatus::Deleting => self.schedule_deletion(stream),
-                StreamStatus::Active | StreamStatus::Updating => {}
+                StreamStatus::Updating => self.schedule_update_done(stream),
+                StreamStatus::Active => {}
             }
         }
     }
@@ -442,6 +524,21 @@ impl Node {
             match activated {
                 Ok(()) => tracing::info!(stream = %stream.name, "stream active"),
                 Err(err) => tracing::error!(stream = %stream.name, cause = %err, "stream activation failed"),
+            }
+        });
+    }
+
+    /// Returns an UPDATING stream to ACTIVE after the transition delay.
+    fn schedule_update_done(self: &Arc<Self>, stream: Arc<Stream>) {
+        self.after_transition(move |node| async move {
+            let done = node.catalog.update(&stream, |def| {
+                if def.status == StreamStatus::Updating {
+                    def.status = StreamStatus::Active;
+                }
+                Ok(())
+            });
+            if let Err(err) = done {
+                tracing::error!(stream = %stream.name, cause = %err, "stream update did not finish");
             }
         });
     }

@@ -1,7 +1,7 @@
 //! Streams: their persisted definition (shards, retention, status), the in-memory catalog of
 //! every stream this server holds, and the lifecycle CREATING → ACTIVE → DELETING.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -163,6 +163,15 @@ pub struct StreamDef {
     pub shards: Vec<ShardDef>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// When UpdateShardCount ran within the last 24 hours, ms since the epoch.
+    #[serde(default)]
+    pub scalings_ms: Vec<u64>,
+    /// Shard-level metrics enabled (enhanced monitoring), by CloudWatch name.
+    #[serde(default)]
+    pub shard_level_metrics: BTreeSet<String>,
+    /// Per-stream throughput-limit switch; `None` follows the server default.
+    #[serde(default)]
+    pub throughput_limits: Option<bool>,
 }
 
 impl StreamDef {
@@ -245,6 +254,14 @@ impl Stream {
     pub fn log(&self, index: u32) -> Option<Arc<ShardLog>> {
         let logs = self.logs.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         logs.get(usize::try_from(index).ok()?).cloned()
+    }
+
+    /// Gives every shard of the definition a live log (new shards start empty).
+    fn grow_logs(&self, len: usize) {
+        let mut logs = self.logs.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while logs.len() < len {
+            logs.push(Arc::default());
+        }
     }
 
     /// True once the appender has deleted the stream's data.
@@ -400,6 +417,9 @@ impl Catalog {
             max_record_size_kib: request.max_record_size_kib,
             shards,
             tags: request.tags,
+            scalings_ms: Vec::new(),
+            shard_level_metrics: BTreeSet::new(),
+            throughput_limits: None,
         };
         let mut batch = WriteBatch::new();
         batch.put(Cf::Catalog, keys::stream(&def.name), encode_def(&def)?);
@@ -414,11 +434,16 @@ impl Catalog {
     pub fn update(&self, stream: &Stream, change: impl FnOnce(&mut StreamDef) -> Result<()>) -> Result<()> {
         // Serialise updates through the map lock so two changes never interleave.
         let _guard = self.streams.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if stream.is_deleted() {
+            return Err(Error::StreamNotFound { name: stream.name.clone(), account: self.account.clone() });
+        }
         let mut next = stream.def().clone();
         change(&mut next)?;
         let mut batch = WriteBatch::new();
         batch.put(Cf::Catalog, keys::stream(&next.name), encode_def(&next)?);
         self.engine.write(batch, Durability::Sync)?;
+        // Logs first, so a reader that sees a new shard in the definition finds its log.
+        stream.grow_logs(next.shards.len());
         stream.update_def(|def| *def = next);
         Ok(())
     }

@@ -228,12 +228,13 @@ pub fn message<E: aws_sdk_kinesis::error::ProvideErrorMetadata>(err: &aws_sdk_ki
     err.as_service_error().and_then(|e| e.message()).unwrap_or_default().to_owned()
 }
 
-/// The hash key ranges of a stream's shards, as `(shard id, start, end)`.
+/// The hash key ranges of a stream's open shards, as `(shard id, start, end)`.
 pub async fn shard_ranges(client: &aws_sdk_kinesis::Client, stream: &str) -> anyhow::Result<Vec<(String, u128, u128)>> {
     let shards = client.list_shards().stream_name(stream).send().await?;
     shards
         .shards()
         .iter()
+        .filter(|s| s.sequence_number_range().is_some_and(|r| r.ending_sequence_number().is_none()))
         .map(|s| {
             let range = s.hash_key_range().context("no hash key range")?;
             Ok((s.shard_id().to_owned(), range.starting_hash_key().parse()?, range.ending_hash_key().parse()?))

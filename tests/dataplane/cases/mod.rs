@@ -1,6 +1,7 @@
 mod crash;
 mod iterators;
 mod records;
+mod reshard;
 mod restart;
 mod retention;
 mod streams;

@@ -60,10 +60,16 @@ pub enum Operation {
     IncreaseStreamRetentionPeriod,
     /// DecreaseStreamRetentionPeriod.
     DecreaseStreamRetentionPeriod,
+    /// SplitShard.
+    SplitShard,
+    /// MergeShards.
+    MergeShards,
+    /// UpdateShardCount.
+    UpdateShardCount,
 }
 
 /// Kinesis operations that exist in the AWS API but are not served yet.
-const NOT_YET_SERVED: [&str; 27] = [
+const NOT_YET_SERVED: [&str; 24] = [
     "AddTagsToStream",
     "DeleteResourcePolicy",
     "DeregisterStreamConsumer",
@@ -76,11 +82,9 @@ const NOT_YET_SERVED: [&str; 27] = [
     "ListStreamConsumers",
     "ListTagsForResource",
     "ListTagsForStream",
-    "MergeShards",
     "PutResourcePolicy",
     "RegisterStreamConsumer",
     "RemoveTagsFromStream",
-    "SplitShard",
     "StartStreamEncryption",
     "StopStreamEncryption",
     "SubscribeToShard",
@@ -88,7 +92,6 @@ const NOT_YET_SERVED: [&str; 27] = [
     "UntagResource",
     "UpdateAccountSettings",
     "UpdateMaxRecordSize",
-    "UpdateShardCount",
     "UpdateStreamMode",
     "UpdateStreamWarmThroughput",
 ];
@@ -114,6 +117,9 @@ impl Operation {
             "GetRecords" => Operation::GetRecords,
             "IncreaseStreamRetentionPeriod" => Operation::IncreaseStreamRetentionPeriod,
             "DecreaseStreamRetentionPeriod" => Operation::DecreaseStreamRetentionPeriod,
+            "SplitShard" => Operation::SplitShard,
+            "MergeShards" => Operation::MergeShards,
+            "UpdateShardCount" => Operation::UpdateShardCount,
             other if NOT_YET_SERVED.contains(&other) => {
                 return Err(unknown(format!(
                     "Shardline does not serve {other} yet; see the compatibility table in README.md."
@@ -146,6 +152,9 @@ pub async fn dispatch(op: Operation, body: &[u8], node: &Arc<Node>) -> Result<Ve
         Operation::DecreaseStreamRetentionPeriod => {
             decode::<retention_period::Request>(body)?.apply(node, Direction::Decrease).map(|()| EMPTY)
         }
+        Operation::SplitShard => decode::<split_shard::Request>(body)?.apply(node).await.map(|()| EMPTY),
+        Operation::MergeShards => decode::<merge_shards::Request>(body)?.apply(node).await.map(|()| EMPTY),
+        Operation::UpdateShardCount => encode(&decode::<update_shard_count::Request>(body)?.apply(node).await?),
     }
 }
 

@@ -61,6 +61,36 @@ impl From<&ShardDef> for Shard {
     }
 }
 
+/// A child of a shard read to its end, as GetRecords and SubscribeToShard return it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChildShard {
+    /// Shard id.
+    pub shard_id: String,
+    /// Its parents (one after a split, two after a merge).
+    pub parent_shards: Vec<String>,
+    /// Hash keys it owns.
+    pub hash_key_range: HashKeyRange,
+}
+
+impl From<&ShardDef> for ChildShard {
+    fn from(shard: &ShardDef) -> Self {
+        ChildShard {
+            shard_id: shard.id(),
+            parent_shards: shard
+                .parent
+                .iter()
+                .chain(shard.adjacent_parent.iter())
+                .map(|&p| crate::stream::shard_id(p))
+                .collect(),
+            hash_key_range: HashKeyRange {
+                starting_hash_key: shard.hash_range.start.to_string(),
+                ending_hash_key: shard.hash_range.end.to_string(),
+            },
+        }
+    }
+}
+
 /// The capacity mode of a stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

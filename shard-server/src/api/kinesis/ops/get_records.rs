@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::kinesis::codec::{Blob, Timestamp};
 use crate::api::kinesis::error::ApiError;
+use crate::api::kinesis::shapes::ChildShard;
 use crate::api::kinesis::validate::Violations;
 use crate::node::Node;
 
@@ -30,6 +31,8 @@ pub struct Response {
     #[serde(skip_serializing_if = "Option::is_none")]
     next_shard_iterator: Option<String>,
     millis_behind_latest: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    child_shards: Vec<ChildShard>,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,6 +84,7 @@ impl Request {
                 .collect(),
             next_shard_iterator: page.next_iterator,
             millis_behind_latest: page.millis_behind_latest,
+            child_shards: page.child_shards.iter().map(ChildShard::from).collect(),
         })
     }
 }
