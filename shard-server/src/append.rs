@@ -260,6 +260,7 @@ impl Writer {
                 for touch in touched.values() {
                     touch.log.last_arrival_ms.store(touch.arrival_ms, Ordering::Release);
                     touch.log.last_counter.store(touch.last_counter, Ordering::Release);
+                    touch.log.appended.notify_waiters();
                 }
                 for (stream, reply) in deletes {
                     stream.mark_deleted();

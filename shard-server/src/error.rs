@@ -42,6 +42,12 @@ pub enum Error {
         /// Account id.
         account: String,
     },
+    /// A resource other than a stream or shard (a consumer) does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// A resource is busy or already exists.
+    #[error("{0}")]
+    ResourceInUse(String),
     /// A value is well formed but not acceptable here.
     #[error("{0}")]
     InvalidArgument(String),

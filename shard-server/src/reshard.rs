@@ -261,6 +261,7 @@ mod tests {
             scalings_ms: Vec::new(),
             shard_level_metrics: Default::default(),
             throughput_limits: None,
+            consumers: Vec::new(),
         }
     }
 

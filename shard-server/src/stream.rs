@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::consumer::ConsumerDef;
 use crate::error::{Error, Result};
 use crate::hash_range::HashRange;
 use crate::sequence::SequenceNumber;
@@ -172,6 +173,9 @@ pub struct StreamDef {
     /// Per-stream throughput-limit switch; `None` follows the server default.
     #[serde(default)]
     pub throughput_limits: Option<bool>,
+    /// Enhanced fan-out consumers registered on the stream.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerDef>,
 }
 
 impl StreamDef {
@@ -211,6 +215,8 @@ pub struct ShardLog {
     pub last_arrival_ms: AtomicU64,
     /// Records below this counter have been deleted by retention.
     pub trimmed_below: AtomicU64,
+    /// Woken each time new records become durable (enhanced fan-out pushes on it).
+    pub appended: tokio::sync::Notify,
 }
 
 /// A stream held by this server: its definition plus the live state of its shard logs.
@@ -420,6 +426,7 @@ impl Catalog {
             scalings_ms: Vec::new(),
             shard_level_metrics: BTreeSet::new(),
             throughput_limits: None,
+            consumers: Vec::new(),
         };
         let mut batch = WriteBatch::new();
         batch.put(Cf::Catalog, keys::stream(&def.name), encode_def(&def)?);

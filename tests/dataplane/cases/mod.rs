@@ -1,8 +1,10 @@
 mod crash;
+mod fan_out;
 mod iterators;
 mod records;
 mod reshard;
 mod restart;
 mod retention;
+mod settings;
 mod streams;
 mod wire;

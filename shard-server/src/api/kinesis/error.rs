@@ -96,7 +96,10 @@ impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         let code = match &err {
             Error::StreamNotFound { .. } | Error::ShardNotFound { .. } => ErrorCode::ResourceNotFound,
-            Error::StreamExists { .. } | Error::StreamNotActive { .. } => ErrorCode::ResourceInUse,
+            Error::StreamExists { .. } | Error::StreamNotActive { .. } | Error::ResourceInUse(_) => {
+                ErrorCode::ResourceInUse
+            }
+            Error::ResourceNotFound(_) => ErrorCode::ResourceNotFound,
             Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Error::LimitExceeded(_) => ErrorCode::LimitExceeded,
             Error::ExpiredIterator(_) => ErrorCode::ExpiredIterator,

@@ -1,5 +1,5 @@
 //! The Kinesis-compatible HTTP API: `POST /` with `X-Amz-Target: Kinesis_20131202.<Operation>`
-//! and a JSON 1.1 body. The wire is kept apart from the meaning: [`codec`] turns bytes into
+//! and a JSON 1.1 or CBOR 1.1 body. The wire is kept apart from the meaning: [`codec`] turns bytes into
 //! typed requests, each operation in [`ops`] validates and acts on [`Node`], and errors leave
 //! through [`error::ErrorCode::wire`] only.
 
@@ -15,13 +15,15 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use self::codec::Wire;
 use self::error::{ApiError, ErrorCode};
 use self::ops::retention_period::Direction;
+use self::ops::subscribe_to_shard;
 use crate::node::Node;
 
 /// Largest request body accepted: a PutRecord of the largest record the model allows (10 MiB,
@@ -29,71 +31,74 @@ use crate::node::Node;
 pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 /// The target prefix of Kinesis Data Streams' API version.
 pub const TARGET_PREFIX: &str = "Kinesis_20131202.";
-/// Content type of JSON 1.1 requests and responses.
-pub const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-const CBOR_CONTENT_TYPE: &str = "application/x-amz-cbor-1.1";
 
-/// Kinesis operations this server serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    /// CreateStream.
-    CreateStream,
-    /// DeleteStream.
-    DeleteStream,
-    /// DescribeStream.
-    DescribeStream,
-    /// DescribeStreamSummary.
-    DescribeStreamSummary,
-    /// ListStreams.
-    ListStreams,
-    /// ListShards.
-    ListShards,
-    /// PutRecord.
-    PutRecord,
-    /// PutRecords.
-    PutRecords,
-    /// GetShardIterator.
-    GetShardIterator,
-    /// GetRecords.
-    GetRecords,
-    /// IncreaseStreamRetentionPeriod.
-    IncreaseStreamRetentionPeriod,
-    /// DecreaseStreamRetentionPeriod.
-    DecreaseStreamRetentionPeriod,
-    /// SplitShard.
-    SplitShard,
-    /// MergeShards.
-    MergeShards,
-    /// UpdateShardCount.
-    UpdateShardCount,
+/// Declares [`Operation`] with one variant per served Kinesis operation, named as on the wire.
+macro_rules! operations {
+    ($($name:ident),* $(,)?) => {
+        /// Kinesis operations this server serves.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Operation {
+            $(
+                #[doc = stringify!($name)]
+                $name,
+            )*
+        }
+
+        impl Operation {
+            fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $(stringify!($name) => Some(Operation::$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-/// Kinesis operations that exist in the AWS API but are not served yet.
-const NOT_YET_SERVED: [&str; 24] = [
-    "AddTagsToStream",
-    "DeleteResourcePolicy",
-    "DeregisterStreamConsumer",
-    "DescribeAccountSettings",
-    "DescribeLimits",
-    "DescribeStreamConsumer",
-    "DisableEnhancedMonitoring",
-    "EnableEnhancedMonitoring",
-    "GetResourcePolicy",
-    "ListStreamConsumers",
-    "ListTagsForResource",
-    "ListTagsForStream",
-    "PutResourcePolicy",
-    "RegisterStreamConsumer",
-    "RemoveTagsFromStream",
-    "StartStreamEncryption",
-    "StopStreamEncryption",
-    "SubscribeToShard",
-    "TagResource",
-    "UntagResource",
-    "UpdateAccountSettings",
-    "UpdateMaxRecordSize",
-    "UpdateStreamMode",
-    "UpdateStreamWarmThroughput",
+operations!(
+    AddTagsToStream,
+    CreateStream,
+    DecreaseStreamRetentionPeriod,
+    DeleteStream,
+    DeregisterStreamConsumer,
+    DescribeLimits,
+    DescribeStream,
+    DescribeStreamConsumer,
+    DescribeStreamSummary,
+    DisableEnhancedMonitoring,
+    EnableEnhancedMonitoring,
+    GetRecords,
+    GetShardIterator,
+    IncreaseStreamRetentionPeriod,
+    ListShards,
+    ListStreamConsumers,
+    ListStreams,
+    ListTagsForResource,
+    ListTagsForStream,
+    MergeShards,
+    PutRecord,
+    PutRecords,
+    RegisterStreamConsumer,
+    RemoveTagsFromStream,
+    SplitShard,
+    SubscribeToShard,
+    TagResource,
+    UntagResource,
+    UpdateMaxRecordSize,
+    UpdateShardCount,
+    UpdateStreamMode,
+);
+
+/// Kinesis operations that exist in the AWS API but are not served, with the reason.
+const NOT_SERVED: [(&str, &str); 8] = [
+    ("StartStreamEncryption", "Shardline has no encryption at rest yet; use encrypted volumes"),
+    ("StopStreamEncryption", "Shardline has no encryption at rest yet; use encrypted volumes"),
+    ("PutResourcePolicy", "Shardline has no IAM; resource policies would not be enforced"),
+    ("GetResourcePolicy", "Shardline has no IAM; resource policies would not be enforced"),
+    ("DeleteResourcePolicy", "Shardline has no IAM; resource policies would not be enforced"),
+    ("DescribeAccountSettings", "account settings (billing commitments) do not apply to Shardline"),
+    ("UpdateAccountSettings", "account settings (billing commitments) do not apply to Shardline"),
+    ("UpdateStreamWarmThroughput", "warm throughput does not apply to Shardline"),
 ];
 
 impl Operation {
@@ -104,58 +109,86 @@ impl Operation {
         let name = target
             .strip_prefix(TARGET_PREFIX)
             .ok_or_else(|| unknown(format!("{target} is not a Kinesis_20131202 operation.")))?;
-        Ok(match name {
-            "CreateStream" => Operation::CreateStream,
-            "DeleteStream" => Operation::DeleteStream,
-            "DescribeStream" => Operation::DescribeStream,
-            "DescribeStreamSummary" => Operation::DescribeStreamSummary,
-            "ListStreams" => Operation::ListStreams,
-            "ListShards" => Operation::ListShards,
-            "PutRecord" => Operation::PutRecord,
-            "PutRecords" => Operation::PutRecords,
-            "GetShardIterator" => Operation::GetShardIterator,
-            "GetRecords" => Operation::GetRecords,
-            "IncreaseStreamRetentionPeriod" => Operation::IncreaseStreamRetentionPeriod,
-            "DecreaseStreamRetentionPeriod" => Operation::DecreaseStreamRetentionPeriod,
-            "SplitShard" => Operation::SplitShard,
-            "MergeShards" => Operation::MergeShards,
-            "UpdateShardCount" => Operation::UpdateShardCount,
-            other if NOT_YET_SERVED.contains(&other) => {
-                return Err(unknown(format!(
-                    "Shardline does not serve {other} yet; see the compatibility table in README.md."
-                )))
-            }
-            other => return Err(unknown(format!("{other} is not a Kinesis operation."))),
-        })
+        if let Some(op) = Operation::from_name(name) {
+            return Ok(op);
+        }
+        match NOT_SERVED.iter().find(|(op, _)| *op == name) {
+            Some((op, why)) => Err(unknown(format!("Shardline does not serve {op}: {why}. See README.md."))),
+            None => Err(unknown(format!("{name} is not a Kinesis operation."))),
+        }
     }
 }
 
-/// Runs one operation on a JSON body and returns the JSON answer.
-pub async fn dispatch(op: Operation, body: &[u8], node: &Arc<Node>) -> Result<Vec<u8>, ApiError> {
-    use self::codec::{decode, encode};
+/// What an operation answers: a body, or (SubscribeToShard) an event stream.
+pub enum Answer {
+    /// A complete body in the request's wire format (empty for operations without output).
+    Body(Vec<u8>),
+    /// An `application/vnd.amazon.eventstream` body.
+    Events(Body),
+}
+
+/// Runs one operation on a request body and returns its answer in the same wire format.
+pub async fn dispatch(op: Operation, wire: Wire, body: &[u8], node: &Arc<Node>) -> Result<Answer, ApiError> {
     use self::ops::*;
     const EMPTY: Vec<u8> = Vec::new();
-    match op {
-        Operation::CreateStream => decode::<create_stream::Request>(body)?.apply(node).map(|()| EMPTY),
-        Operation::DeleteStream => decode::<delete_stream::Request>(body)?.apply(node).map(|()| EMPTY),
-        Operation::DescribeStream => encode(&decode::<describe_stream::Request>(body)?.apply(node)?),
-        Operation::DescribeStreamSummary => encode(&decode::<describe_stream_summary::Request>(body)?.apply(node)?),
-        Operation::ListStreams => encode(&decode::<list_streams::Request>(body)?.apply(node)?),
-        Operation::ListShards => encode(&decode::<list_shards::Request>(body)?.apply(node)?),
-        Operation::PutRecord => encode(&decode::<put_record::Request>(body)?.apply(node).await?),
-        Operation::PutRecords => encode(&decode::<put_records::Request>(body)?.apply(node).await?),
-        Operation::GetShardIterator => encode(&decode::<get_shard_iterator::Request>(body)?.apply(node)?),
-        Operation::GetRecords => encode(&decode::<get_records::Request>(body)?.apply(node).await?),
+    let encoded = match op {
+        Operation::CreateStream => wire.decode::<create_stream::Request>(body)?.apply(node).map(|()| EMPTY),
+        Operation::DeleteStream => wire.decode::<delete_stream::Request>(body)?.apply(node).map(|()| EMPTY),
+        Operation::DescribeStream => wire.encode(&wire.decode::<describe_stream::Request>(body)?.apply(node)?),
+        Operation::DescribeStreamSummary => {
+            wire.encode(&wire.decode::<describe_stream_summary::Request>(body)?.apply(node)?)
+        }
+        Operation::ListStreams => wire.encode(&wire.decode::<list_streams::Request>(body)?.apply(node)?),
+        Operation::ListShards => wire.encode(&wire.decode::<list_shards::Request>(body)?.apply(node)?),
+        Operation::PutRecord => wire.encode(&wire.decode::<put_record::Request>(body)?.apply(node).await?),
+        Operation::PutRecords => wire.encode(&wire.decode::<put_records::Request>(body)?.apply(node).await?),
+        Operation::GetShardIterator => wire.encode(&wire.decode::<get_shard_iterator::Request>(body)?.apply(node)?),
+        Operation::GetRecords => wire.encode(&wire.decode::<get_records::Request>(body)?.apply(node).await?),
         Operation::IncreaseStreamRetentionPeriod => {
-            decode::<retention_period::Request>(body)?.apply(node, Direction::Increase).map(|()| EMPTY)
+            wire.decode::<retention_period::Request>(body)?.apply(node, Direction::Increase).map(|()| EMPTY)
         }
         Operation::DecreaseStreamRetentionPeriod => {
-            decode::<retention_period::Request>(body)?.apply(node, Direction::Decrease).map(|()| EMPTY)
+            wire.decode::<retention_period::Request>(body)?.apply(node, Direction::Decrease).map(|()| EMPTY)
         }
-        Operation::SplitShard => decode::<split_shard::Request>(body)?.apply(node).await.map(|()| EMPTY),
-        Operation::MergeShards => decode::<merge_shards::Request>(body)?.apply(node).await.map(|()| EMPTY),
-        Operation::UpdateShardCount => encode(&decode::<update_shard_count::Request>(body)?.apply(node).await?),
-    }
+        Operation::SplitShard => wire.decode::<split_shard::Request>(body)?.apply(node).await.map(|()| EMPTY),
+        Operation::MergeShards => wire.decode::<merge_shards::Request>(body)?.apply(node).await.map(|()| EMPTY),
+        Operation::UpdateShardCount => {
+            wire.encode(&wire.decode::<update_shard_count::Request>(body)?.apply(node).await?)
+        }
+        Operation::AddTagsToStream => wire.decode::<stream_tags::AddRequest>(body)?.apply(node).map(|()| EMPTY),
+        Operation::RemoveTagsFromStream => wire.decode::<stream_tags::RemoveRequest>(body)?.apply(node).map(|()| EMPTY),
+        Operation::ListTagsForStream => wire.encode(&wire.decode::<stream_tags::ListRequest>(body)?.apply(node)?),
+        Operation::TagResource => wire.decode::<resource_tags::TagRequest>(body)?.apply(node).map(|()| EMPTY),
+        Operation::UntagResource => wire.decode::<resource_tags::UntagRequest>(body)?.apply(node).map(|()| EMPTY),
+        Operation::ListTagsForResource => wire.encode(&wire.decode::<resource_tags::ListRequest>(body)?.apply(node)?),
+        Operation::EnableEnhancedMonitoring => {
+            wire.encode(&wire.decode::<enhanced_monitoring::Request>(body)?.apply(node, true)?)
+        }
+        Operation::DisableEnhancedMonitoring => {
+            wire.encode(&wire.decode::<enhanced_monitoring::Request>(body)?.apply(node, false)?)
+        }
+        Operation::DescribeLimits => wire.encode(&wire.decode::<describe_limits::Request>(body)?.apply(node)),
+        Operation::UpdateStreamMode => wire.decode::<update_stream_mode::Request>(body)?.apply(node).map(|()| EMPTY),
+        Operation::UpdateMaxRecordSize => {
+            wire.decode::<update_max_record_size::Request>(body)?.apply(node).map(|()| EMPTY)
+        }
+        Operation::RegisterStreamConsumer => {
+            wire.encode(&wire.decode::<register_stream_consumer::Request>(body)?.apply(node)?)
+        }
+        Operation::DescribeStreamConsumer => {
+            wire.encode(&wire.decode::<describe_stream_consumer::Request>(body)?.apply(node)?)
+        }
+        Operation::ListStreamConsumers => {
+            wire.encode(&wire.decode::<list_stream_consumers::Request>(body)?.apply(node)?)
+        }
+        Operation::DeregisterStreamConsumer => {
+            wire.decode::<describe_stream_consumer::Request>(body)?.deregister(node).map(|()| EMPTY)
+        }
+        Operation::SubscribeToShard => {
+            return Ok(Answer::Events(wire.decode::<subscribe_to_shard::Request>(body)?.open(node)?));
+        }
+    };
+    encoded.map(Answer::Body)
 }
 
 /// The HTTP routes: the Kinesis endpoint on every path, and `GET /health`.
@@ -163,32 +196,25 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new().route("/health", get(|| async { "ok" })).fallback(handle).with_state(node)
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
-    let media = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim();
-    match media {
-        JSON_CONTENT_TYPE | "application/x-amz-json-1.0" | "application/json" => Ok(()),
-        CBOR_CONTENT_TYPE => Err(ApiError::serialization(
-            "CBOR requests are not served yet; use JSON (AWS Java SDK: set AWS_CBOR_DISABLE=true).",
-        )),
-        other => {
-            Err(ApiError::serialization(format!("Unsupported Content-Type '{other}'; expected {JSON_CONTENT_TYPE}.")))
-        }
-    }
-}
-
 #[tracing::instrument(name = "kinesis", skip_all, fields(op))]
 async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let (wire, wire_error) = match Wire::from_content_type(content_type) {
+        Ok(wire) => (wire, None),
+        Err(err) => (Wire::Json, Some(err)),
+    };
     let outcome = async {
+        if let Some(err) = wire_error {
+            return Err(err);
+        }
         if parts.method != Method::POST {
             return Err(ApiError::new(
                 ErrorCode::UnknownOperation,
                 format!("{} is not supported; Kinesis requests are POSTs.", parts.method),
             ));
         }
-        check_content_type(&parts.headers)?;
         let op = Operation::from_target(parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()))?;
         tracing::Span::current().record("op", tracing::field::debug(op));
         let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|_| {
@@ -197,21 +223,21 @@ async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
                 format!("The request body exceeds the limit of {MAX_REQUEST_BYTES} bytes."),
             )
         })?;
-        dispatch(op, &body, &node).await
+        dispatch(op, wire, &body, &node).await
     }
     .await;
-    let (status, body, error_type) = match outcome {
-        Ok(body) => (StatusCode::OK, body, None),
+    let (status, body, error_type, content_type) = match outcome {
+        Ok(Answer::Body(body)) => (StatusCode::OK, Body::from(body), None, wire.content_type()),
+        Ok(Answer::Events(events)) => (StatusCode::OK, events, None, subscribe_to_shard::EVENT_STREAM_CONTENT_TYPE),
         Err(err) => {
             let (kind, status) = err.code.wire();
             tracing::debug!(error = kind, message = %err.message, "request refused");
-            let body = serde_json::json!({ "__type": kind, "message": err.message }).to_string().into_bytes();
-            (status, body, Some(kind))
+            (status, Body::from(wire.error_body(kind, &err.message)), Some(kind), wire.content_type())
         }
     };
-    let mut response = (status, Body::from(body)).into_response();
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(id) = HeaderValue::from_str(&request_id) {
         headers.insert("x-amzn-requestid", id);
     }

@@ -106,3 +106,52 @@ pub struct EnhancedMetrics {
     /// Metric names.
     pub shard_level_metrics: Vec<String>,
 }
+
+impl EnhancedMetrics {
+    /// The metrics a stream has enabled.
+    pub fn of(def: &crate::stream::StreamDef) -> Self {
+        EnhancedMetrics { shard_level_metrics: def.shard_level_metrics.iter().cloned().collect() }
+    }
+}
+
+/// A tag as the tag listings return it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+/// A registered consumer, as RegisterStreamConsumer and ListStreamConsumers return it; with
+/// `StreamARN` it is DescribeStreamConsumer's ConsumerDescription.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Consumer {
+    /// Name.
+    pub consumer_name: String,
+    /// ARN.
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: String,
+    /// CREATING, ACTIVE or DELETING.
+    pub consumer_status: &'static str,
+    /// Registration time.
+    pub consumer_creation_timestamp: crate::api::kinesis::codec::Timestamp,
+    /// The stream's ARN (DescribeStreamConsumer only).
+    #[serde(rename = "StreamARN", skip_serializing_if = "Option::is_none")]
+    pub stream_arn: Option<String>,
+}
+
+impl Consumer {
+    /// The shape of a consumer; `with_stream` adds the stream's ARN.
+    pub fn from_view(view: &crate::node::ConsumerView, with_stream: bool) -> Self {
+        Consumer {
+            consumer_name: view.consumer.name.clone(),
+            consumer_arn: view.arn.clone(),
+            consumer_status: view.consumer.status.as_str(),
+            consumer_creation_timestamp: crate::api::kinesis::codec::Timestamp(view.consumer.created_at_ms),
+            stream_arn: with_stream.then(|| view.stream_arn.clone()),
+        }
+    }
+}

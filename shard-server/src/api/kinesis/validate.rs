@@ -11,6 +11,9 @@ pub const STREAM_NAME_PATTERN: &str = "[a-zA-Z0-9_.-]+";
 pub const STREAM_ARN_PATTERN: &str = "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+";
 /// Kinesis' hash key pattern.
 pub const HASH_KEY_PATTERN: &str = "0|([1-9]\\d{0,38})";
+/// Kinesis' consumer ARN pattern.
+pub const CONSUMER_ARN_PATTERN: &str =
+    "^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/[a-zA-Z0-9_.-]+:[0-9]+";
 /// Kinesis' sequence number pattern.
 pub const SEQUENCE_NUMBER_PATTERN: &str = "0|([1-9]\\d{0,128})";
 /// AWS reports at most this many violations.
@@ -76,6 +79,11 @@ impl Violations {
     /// Records a violation with a custom constraint text.
     pub fn violation(&mut self, value: Option<&str>, field: &str, constraint: &str) {
         self.push(value, field, constraint);
+    }
+
+    /// True when nothing has been violated so far.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
     }
 
     /// The field must be present.
@@ -145,6 +153,22 @@ impl Violations {
     pub fn stream_arn(&mut self, field: &str, value: Option<&str>) {
         self.pattern(field, value, |arn| parse_stream_arn(arn).is_some(), STREAM_ARN_PATTERN);
         self.length(field, value, 1, 2048);
+    }
+
+    /// A consumer ARN (`…:stream/NAME/consumer/NAME:SECONDS`).
+    pub fn consumer_arn(&mut self, field: &str, value: Option<&str>) {
+        self.pattern(
+            field,
+            value,
+            |arn| crate::consumer::parse_arn(arn).is_some_and(|(stream, _, _)| parse_stream_arn(stream).is_some()),
+            CONSUMER_ARN_PATTERN,
+        );
+        self.length(field, value, 1, 2048);
+    }
+
+    /// A consumer name.
+    pub fn consumer_name(&mut self, field: &str, value: Option<&str>) {
+        self.stream_name(field, value);
     }
 
     /// Turns the collected violations into a `ValidationException`, if any.

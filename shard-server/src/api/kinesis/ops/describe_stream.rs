@@ -76,7 +76,7 @@ impl Request {
                 has_more_shards,
                 retention_period_hours: def.retention_hours,
                 stream_creation_timestamp: Timestamp(def.created_at_ms),
-                enhanced_monitoring: vec![EnhancedMetrics::default()],
+                enhanced_monitoring: vec![EnhancedMetrics::of(&def)],
                 encryption_type: "NONE",
             },
         })

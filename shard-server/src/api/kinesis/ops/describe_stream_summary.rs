@@ -60,10 +60,10 @@ impl Request {
                 stream_mode_details: StreamModeDetails { stream_mode: Some(def.mode.as_str().to_owned()) },
                 retention_period_hours: def.retention_hours,
                 stream_creation_timestamp: Timestamp(def.created_at_ms),
-                enhanced_monitoring: vec![EnhancedMetrics::default()],
+                enhanced_monitoring: vec![EnhancedMetrics::of(&def)],
                 encryption_type: "NONE",
                 open_shard_count: def.open_shards().count(),
-                consumer_count: 0,
+                consumer_count: u32::try_from(def.consumers.len()).unwrap_or(u32::MAX),
                 max_record_size_kib: def.max_record_size_kib,
             },
         })

@@ -9,7 +9,8 @@ use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
 use crate::node::{Node, StartingPosition};
 use crate::sequence::{self, SequenceNumber};
 
-const ITERATOR_TYPES: [&str; 5] =
+/// The starting position types of GetShardIterator and SubscribeToShard.
+pub const ITERATOR_TYPES: [&str; 5] =
     ["AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"];
 
 /// The request.
@@ -60,33 +61,44 @@ impl Request {
                 ))
             })
         };
-        let mismatch = |with: &str| {
-            ApiError::invalid_argument(format!(
-                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {with} StartingSequenceNumber."
-            ))
-        };
-        let start = match (kind.as_str(), self.starting_sequence_number.as_deref()) {
-            ("TRIM_HORIZON" | "LATEST", Some(_)) => return Err(mismatch("also a")),
-            ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => return Err(mismatch("no")),
-            ("TRIM_HORIZON", None) => StartingPosition::TrimHorizon,
-            ("LATEST", None) => StartingPosition::Latest,
-            ("AT_SEQUENCE_NUMBER", Some(text)) => StartingPosition::AtSequenceNumber(parse_sequence(text)?),
-            ("AFTER_SEQUENCE_NUMBER", Some(text)) => StartingPosition::AfterSequenceNumber(parse_sequence(text)?),
-            ("AT_TIMESTAMP", _) => StartingPosition::AtTimestamp(
-                self.timestamp
-                    .ok_or_else(|| {
-                        ApiError::invalid_argument(
-                            "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
-                        )
-                    })?
-                    .0,
-            ),
-            _ => return Err(ApiError::invalid_argument(format!("Unknown ShardIteratorType {kind}."))),
-        };
+        let start = parse_start(&kind, self.starting_sequence_number.as_deref(), self.timestamp, parse_sequence)?;
         let shard_iterator = node.shard_iterator(&name, &shard, start)?;
         if self.dry_run == Some(true) {
             return Err(ApiError::dry_run());
         }
         Ok(Response { shard_iterator })
     }
+}
+
+/// A starting position from its type, sequence number and timestamp, as GetShardIterator and
+/// SubscribeToShard take it; `parse_sequence` words the error for a bad sequence number.
+pub fn parse_start(
+    kind: &str,
+    sequence: Option<&str>,
+    timestamp: Option<Timestamp>,
+    parse_sequence: impl Fn(&str) -> Result<SequenceNumber, ApiError>,
+) -> Result<StartingPosition, ApiError> {
+    let mismatch = |with: &str| {
+        ApiError::invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {with} StartingSequenceNumber."
+        ))
+    };
+    Ok(match (kind, sequence) {
+        ("TRIM_HORIZON" | "LATEST", Some(_)) => return Err(mismatch("also a")),
+        ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => return Err(mismatch("no")),
+        ("TRIM_HORIZON", None) => StartingPosition::TrimHorizon,
+        ("LATEST", None) => StartingPosition::Latest,
+        ("AT_SEQUENCE_NUMBER", Some(text)) => StartingPosition::AtSequenceNumber(parse_sequence(text)?),
+        ("AFTER_SEQUENCE_NUMBER", Some(text)) => StartingPosition::AfterSequenceNumber(parse_sequence(text)?),
+        ("AT_TIMESTAMP", _) => StartingPosition::AtTimestamp(
+            timestamp
+                .ok_or_else(|| {
+                    ApiError::invalid_argument(
+                        "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
+                    )
+                })?
+                .0,
+        ),
+        _ => return Err(ApiError::invalid_argument(format!("Unknown ShardIteratorType {kind}."))),
+    })
 }

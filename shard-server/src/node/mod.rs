@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::append::{Appender, Entry};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::consumer::Subscriptions;
 use crate::error::{Error, Result};
 use crate::hash_range::hash_key;
 use crate::iterator::{IteratorCodec, IteratorError, ShardIterator};
@@ -22,6 +23,12 @@ use crate::shard::{self, ReadLimits, StoredRecord};
 use crate::store::{keys, Cf, Durability, KvEngine, RocksEngine, WriteBatch};
 use crate::stream::{parse_shard_id, shard_id, Catalog, NewStream, ShardDef, Stream, StreamDef, StreamStatus};
 use crate::{retention, stream};
+
+mod consumers;
+mod settings;
+
+pub use consumers::{ConsumerView, SubscriptionEvent, HEARTBEAT, SUBSCRIPTION_LIFETIME};
+pub use settings::{AccountLimits, MonitoringChange};
 
 /// Most payload bytes one GetRecords call returns (10 MiB, as Kinesis).
 pub const MAX_GET_RECORDS_BYTES: usize = 10 << 20;
@@ -104,6 +111,7 @@ pub struct Node {
     appender: Appender,
     iterators: IteratorCodec,
     clock: Arc<dyn Clock>,
+    subscriptions: Arc<Subscriptions>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -132,6 +140,7 @@ impl Node {
             appender,
             iterators,
             clock,
+            subscriptions: Arc::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -200,7 +209,8 @@ impl Node {
         Ok(())
     }
 
-    fn not_active(&self, def: &StreamDef) -> Error {
+    /// The ResourceInUse error for a stream that is not ACTIVE.
+    pub(crate) fn not_active(&self, def: &StreamDef) -> Error {
         Error::StreamNotActive {
             name: def.name.clone(),
             account: self.config.account_id.clone(),
@@ -310,7 +320,7 @@ impl Node {
     }
 
     /// A stream whose records can be read (anything but CREATING).
-    fn readable_stream(&self, name: &str) -> Result<Arc<Stream>> {
+    pub(crate) fn readable_stream(&self, name: &str) -> Result<Arc<Stream>> {
         let stream = self.catalog.get(name)?;
         if stream.def().status == StreamStatus::Creating || stream.is_deleted() {
             return Err(self.catalog.not_found(name));
@@ -372,6 +382,19 @@ impl Node {
     /// Issues a shard iterator.
     pub fn shard_iterator(&self, stream_name: &str, shard: &str, start: StartingPosition) -> Result<String> {
         let stream = self.readable_stream(stream_name)?;
+        let (index, position) = self.resolve_start(&stream, shard, start)?;
+        Ok(self.iterators.encode(&ShardIterator {
+            stream_id: stream.id,
+            stream_name: stream.name.clone(),
+            shard: index,
+            position,
+            issued_at_ms: self.now_ms(),
+        }))
+    }
+
+    /// The shard index and first counter a starting position means.
+    pub(crate) fn resolve_start(&self, stream: &Stream, shard: &str, start: StartingPosition) -> Result<(u32, u64)> {
+        let stream_name = stream.name.as_str();
         let not_found = || Error::ShardNotFound {
             shard_id: shard.to_owned(),
             stream: stream_name.to_owned(),
@@ -412,13 +435,7 @@ impl Node {
                 shard::seek_time(self.engine.as_ref(), stream.id, index, at_ms)?.unwrap_or(last + 1)
             }
         };
-        Ok(self.iterators.encode(&ShardIterator {
-            stream_id: stream.id,
-            stream_name: stream.name.clone(),
-            shard: index,
-            position,
-            issued_at_ms: now,
-        }))
+        Ok((index, position))
     }
 
     /// Reads records at an iterator. Blocking: call it off the async workers.
@@ -488,6 +505,16 @@ impl Node {
 
     fn resume_lifecycle(self: &Arc<Self>) {
         for stream in self.catalog.list() {
+            let pending: Vec<String> = stream
+                .def()
+                .consumers
+                .iter()
+                .filter(|c| c.status != crate::consumer::ConsumerStatus::Active)
+                .map(|c| c.name.clone())
+                .collect();
+            for name in pending {
+                self.schedule_consumer_transition(stream.clone(), name);
+            }
             let status = stream.def().status;
             match status {
                 StreamStatus::Creating => self.schedule_activation(stream),
@@ -499,7 +526,7 @@ impl Node {
     }
 
     /// Runs `work` after the stream transition delay, unless the node shuts down first.
-    fn after_transition<F>(self: &Arc<Self>, work: impl FnOnce(Arc<Self>) -> F + Send + 'static)
+    pub(crate) fn after_transition<F>(self: &Arc<Self>, work: impl FnOnce(Arc<Self>) -> F + Send + 'static)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -529,7 +556,7 @@ impl Node {
     }
 
     /// Returns an UPDATING stream to ACTIVE after the transition delay.
-    fn schedule_update_done(self: &Arc<Self>, stream: Arc<Stream>) {
+    pub(crate) fn schedule_update_done(self: &Arc<Self>, stream: Arc<Stream>) {
         self.after_transition(move |node| async move {
             let done = node.catalog.update(&stream, |def| {
                 if def.status == StreamStatus::Updating {

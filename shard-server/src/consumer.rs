@@ -1,0 +1,113 @@
+//! Enhanced fan-out consumers: their registration on a stream (CREATING → ACTIVE, DELETING →
+//! gone), their ARNs, and the rule of one subscription per consumer and shard at a time.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// Consumers one stream may have registered.
+pub const MAX_CONSUMERS_PER_STREAM: usize = 20;
+
+/// Kinesis' consumer status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConsumerStatus {
+    /// Being registered.
+    Creating,
+    /// Ready for SubscribeToShard.
+    Active,
+    /// Being deregistered.
+    Deleting,
+}
+
+impl ConsumerStatus {
+    /// The Kinesis spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConsumerStatus::Creating => "CREATING",
+            ConsumerStatus::Active => "ACTIVE",
+            ConsumerStatus::Deleting => "DELETING",
+        }
+    }
+}
+
+/// A registered consumer as the stream definition records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerDef {
+    /// Name, unique within the stream.
+    pub name: String,
+    /// Registration time, ms since the epoch; its seconds end the ARN, so a consumer registered
+    /// again under the same name gets a new ARN.
+    pub created_at_ms: u64,
+    /// Status.
+    pub status: ConsumerStatus,
+}
+
+impl ConsumerDef {
+    /// The consumer's ARN under the stream ARN `stream_arn`.
+    pub fn arn(&self, stream_arn: &str) -> String {
+        format!("{stream_arn}/consumer/{}:{}", self.name, self.created_at_ms / 1000)
+    }
+}
+
+/// The parts of a consumer ARN: `(stream ARN, consumer name, creation seconds)`.
+pub fn parse_arn(arn: &str) -> Option<(&str, &str, u64)> {
+    let (stream_arn, rest) = arn.split_once("/consumer/")?;
+    let (name, seconds) = rest.rsplit_once(':')?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        return None;
+    }
+    Some((stream_arn, name, seconds.parse().ok()?))
+}
+
+/// The (consumer ARN, shard) pairs with a subscription open now.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    open: Mutex<HashSet<(String, u32)>>,
+}
+
+/// Holds a subscription slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct SubscriptionSlot {
+    subscriptions: Arc<Subscriptions>,
+    key: (String, u32),
+}
+
+impl Subscriptions {
+    /// Takes the slot of `consumer_arn` on `shard`, or `None` when one is open already.
+    pub fn take(self: &Arc<Self>, consumer_arn: &str, shard: u32) -> Option<SubscriptionSlot> {
+        let key = (consumer_arn.to_owned(), shard);
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.insert(key.clone()).then(|| SubscriptionSlot { subscriptions: self.clone(), key })
+    }
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        let mut open = self.subscriptions.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.remove(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_round_trip_and_slots_are_exclusive() {
+        let consumer =
+            ConsumerDef { name: "app".into(), created_at_ms: 1_700_000_000_123, status: ConsumerStatus::Active };
+        let stream_arn = "arn:aws:kinesis:us-east-1:123456789012:stream/s";
+        let arn = consumer.arn(stream_arn);
+        assert_eq!(arn, "arn:aws:kinesis:us-east-1:123456789012:stream/s/consumer/app:1700000000");
+        assert_eq!(parse_arn(&arn), Some((stream_arn, "app", 1_700_000_000)));
+        assert_eq!(parse_arn("arn:aws:kinesis:us-east-1:123456789012:stream/s"), None);
+        let subscriptions = Arc::new(Subscriptions::default());
+        let slot = subscriptions.take(&arn, 0).expect("free");
+        assert!(subscriptions.take(&arn, 0).is_none());
+        assert!(subscriptions.take(&arn, 1).is_some());
+        drop(slot);
+        assert!(subscriptions.take(&arn, 0).is_some());
+    }
+}

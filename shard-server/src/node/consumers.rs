@@ -1,0 +1,279 @@
+//! Enhanced fan-out on the node: consumer registration and the push subscription that
+//! SubscribeToShard serves.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{Node, StartingPosition, MAX_GET_RECORDS_BYTES};
+use crate::consumer::{self, ConsumerDef, ConsumerStatus, SubscriptionSlot, MAX_CONSUMERS_PER_STREAM};
+use crate::error::{Error, Result};
+use crate::sequence::SequenceNumber;
+use crate::shard::{self, ReadLimits, StoredRecord};
+use crate::stream::{ShardDef, Stream, StreamStatus};
+
+/// How long one SubscribeToShard call lasts before the client must call again.
+pub const SUBSCRIPTION_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest quiet period before an empty event tells the client where it stands.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Records per pushed event at most.
+const EVENT_RECORDS: usize = 10_000;
+
+/// A consumer with the stream it belongs to.
+#[derive(Debug, Clone)]
+pub struct ConsumerView {
+    /// The consumer.
+    pub consumer: ConsumerDef,
+    /// Its ARN.
+    pub arn: String,
+    /// Stream name.
+    pub stream_name: String,
+    /// Stream ARN.
+    pub stream_arn: String,
+}
+
+/// One event of a subscription.
+#[derive(Debug, Clone)]
+pub struct SubscriptionEvent {
+    /// Records, possibly none.
+    pub records: Vec<(SequenceNumber, StoredRecord)>,
+    /// Where a new subscription continues (AFTER this sequence number... as Kinesis: use it
+    /// with AT/AFTER_SEQUENCE_NUMBER).
+    pub continuation: SequenceNumber,
+    /// How far behind the tip the subscription is.
+    pub millis_behind_latest: u64,
+    /// Children of the shard once it has been read to its end (the last event).
+    pub child_shards: Vec<ShardDef>,
+}
+
+impl Node {
+    fn consumer_view(&self, stream: &Stream, consumer: &ConsumerDef) -> ConsumerView {
+        let stream_arn = self.stream_arn(&stream.name);
+        ConsumerView {
+            arn: consumer.arn(&stream_arn),
+            consumer: consumer.clone(),
+            stream_name: stream.name.clone(),
+            stream_arn,
+        }
+    }
+
+    fn consumer_not_found(&self, what: &str) -> Error {
+        Error::ResourceNotFound(format!("Consumer {what} under account {} not found.", self.config.account_id))
+    }
+
+    /// Registers a consumer; it turns ACTIVE after the transition time.
+    pub fn register_consumer(self: &Arc<Self>, stream_name: &str, name: &str) -> Result<ConsumerView> {
+        let stream = self.catalog.get(stream_name)?;
+        let now = self.now_ms();
+        let account = self.config.account_id.clone();
+        let mut created = None;
+        self.catalog.update(&stream, |def| {
+            if !def.status.is_serving() {
+                return Err(Error::StreamNotActive { name: def.name.clone(), account: account.clone(), status: def.status.as_str() });
+            }
+            if def.consumers.iter().any(|c| c.name == name) {
+                return Err(Error::ResourceInUse(format!(
+                    "Consumer {name} under stream {} under account {account} already exists.",
+                    def.name
+                )));
+            }
+            if def.consumers.len() >= MAX_CONSUMERS_PER_STREAM {
+                return Err(Error::LimitExceeded(format!(
+                    "Stream {} under account {account} already has {MAX_CONSUMERS_PER_STREAM} registered consumers, the most allowed.",
+                    def.name
+                )));
+            }
+            let consumer = ConsumerDef { name: name.to_owned(), created_at_ms: now, status: ConsumerStatus::Creating };
+            def.consumers.push(consumer.clone());
+            created = Some(consumer);
+            Ok(())
+        })?;
+        let consumer = created.ok_or_else(|| self.consumer_not_found(name))?;
+        self.schedule_consumer_transition(stream.clone(), consumer.name.clone());
+        Ok(self.consumer_view(&stream, &consumer))
+    }
+
+    /// Finds a consumer by ARN, or by stream and name.
+    pub fn consumer(&self, arn: Option<&str>, stream_name: Option<&str>, name: Option<&str>) -> Result<ConsumerView> {
+        let (stream_name, name, created_s) = match arn {
+            Some(arn) => {
+                let (stream_arn, name, created_s) =
+                    consumer::parse_arn(arn).ok_or_else(|| self.consumer_not_found(arn))?;
+                let stream_name =
+                    stream_arn.rsplit_once(":stream/").map(|(_, n)| n).ok_or_else(|| self.consumer_not_found(arn))?;
+                (stream_name, name, Some(created_s))
+            }
+            None => match (stream_name, name) {
+                (Some(stream), Some(name)) => (stream, name, None),
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "Either ConsumerARN or both StreamARN and ConsumerName must be provided.".into(),
+                    ))
+                }
+            },
+        };
+        let stream = self.catalog.get(stream_name).map_err(|_| self.consumer_not_found(arn.unwrap_or(name)))?;
+        let def = stream.def();
+        let consumer = def
+            .consumers
+            .iter()
+            .find(|c| c.name == name && created_s.is_none_or(|s| s == c.created_at_ms / 1000))
+            .ok_or_else(|| self.consumer_not_found(arn.unwrap_or(name)))?;
+        Ok(self.consumer_view(&stream, consumer))
+    }
+
+    /// Every consumer of a stream, in registration order.
+    pub fn consumers(&self, stream_name: &str) -> Result<Vec<ConsumerView>> {
+        let stream = self.catalog.get(stream_name)?;
+        let def = stream.def();
+        Ok(def.consumers.iter().map(|c| self.consumer_view(&stream, c)).collect())
+    }
+
+    /// Starts deregistering a consumer: DELETING now, gone after the transition time.
+    pub fn deregister_consumer(self: &Arc<Self>, view: &ConsumerView) -> Result<()> {
+        let stream = self.catalog.get(&view.stream_name)?;
+        self.catalog.update(&stream, |def| {
+            if let Some(c) = def.consumers.iter_mut().find(|c| c.name == view.consumer.name) {
+                c.status = ConsumerStatus::Deleting;
+            }
+            Ok(())
+        })?;
+        self.schedule_consumer_transition(stream, view.consumer.name.clone());
+        Ok(())
+    }
+
+    /// CREATING → ACTIVE, DELETING → gone, after the transition time.
+    pub(crate) fn schedule_consumer_transition(self: &Arc<Self>, stream: Arc<Stream>, name: String) {
+        self.after_transition(move |node| async move {
+            let done = node.catalog.update(&stream, |def| {
+                match def.consumers.iter().position(|c| c.name == name).map(|i| (i, def.consumers[i].status)) {
+                    Some((i, ConsumerStatus::Creating)) => def.consumers[i].status = ConsumerStatus::Active,
+                    Some((i, ConsumerStatus::Deleting)) => {
+                        def.consumers.remove(i);
+                    }
+                    _ => {}
+                }
+                Ok(())
+            });
+            if let Err(err) = done {
+                tracing::warn!(stream = %stream.name, consumer = %name, cause = %err, "consumer transition skipped");
+            }
+        });
+    }
+
+    /// Opens a push subscription of an ACTIVE consumer to one shard. Events arrive on the
+    /// returned channel as soon as records are durable, a heartbeat after [`HEARTBEAT`] of
+    /// quiet, and the channel closes after [`SUBSCRIPTION_LIFETIME`], at the shard's end, or
+    /// at shutdown. A second subscription of the same consumer to the same shard is refused
+    /// while the first is open.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        consumer_arn: &str,
+        shard: &str,
+        start: StartingPosition,
+    ) -> Result<mpsc::Receiver<Result<SubscriptionEvent>>> {
+        let view = self.consumer(Some(consumer_arn), None, None)?;
+        if view.consumer.status != ConsumerStatus::Active {
+            return Err(Error::ResourceInUse(format!(
+                "Consumer {consumer_arn} under account {} is not ACTIVE, instead in state {}.",
+                self.config.account_id,
+                view.consumer.status.as_str()
+            )));
+        }
+        let stream = self.readable_stream(&view.stream_name)?;
+        let (index, position) = self.resolve_start(&stream, shard, start)?;
+        let slot = self.subscriptions.take(&view.arn, index).ok_or_else(|| {
+            Error::ResourceInUse(format!(
+                "Another active subscription exists for consumer {} and shard {}.",
+                view.arn,
+                crate::stream::shard_id(index)
+            ))
+        })?;
+        let (sender, receiver) = mpsc::channel(4);
+        let node = self.clone();
+        self.tasks.spawn(async move { node.push_events(stream, index, position, slot, sender).await });
+        Ok(receiver)
+    }
+
+    async fn push_events(
+        self: Arc<Self>,
+        stream: Arc<Stream>,
+        shard: u32,
+        mut position: u64,
+        _slot: SubscriptionSlot,
+        sender: mpsc::Sender<Result<SubscriptionEvent>>,
+    ) {
+        let Some(log) = stream.log(shard) else { return };
+        let deadline = tokio::time::Instant::now() + SUBSCRIPTION_LIFETIME;
+        let mut first = true;
+        loop {
+            let appended = log.appended.notified();
+            tokio::pin!(appended);
+            appended.as_mut().enable();
+            let last = log.last_counter.load(Ordering::Acquire);
+            let (retention_ms, ending) = {
+                let def = stream.def();
+                (def.retention_ms(), def.shard(shard).and_then(|s| s.ending_counter))
+            };
+            let now = self.now_ms();
+            if position <= last || first {
+                first = false;
+                let engine = self.engine.clone();
+                let stream_id = stream.id;
+                let limits = ReadLimits {
+                    max_records: EVENT_RECORDS,
+                    max_bytes: MAX_GET_RECORDS_BYTES,
+                    expired_before_ms: now.saturating_sub(retention_ms),
+                };
+                let read = tokio::task::spawn_blocking(move || {
+                    shard::read(engine.as_ref(), stream_id, shard, position, last, limits)
+                })
+                .await;
+                let slice = match read {
+                    Ok(Ok(slice)) => slice,
+                    Ok(Err(err)) => {
+                        let _ = sender.send(Err(err)).await;
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                position = slice.next_position;
+                let at_end = ending.is_some_and(|end| position > end);
+                let millis_behind_latest = match slice.next_arrival_ms {
+                    Some(arrival) if position <= last => now.saturating_sub(arrival),
+                    _ => 0,
+                };
+                let child_shards = if at_end { self.children(&stream, shard) } else { Vec::new() };
+                let event = SubscriptionEvent {
+                    records: slice.records.into_iter().map(|r| (SequenceNumber::new(shard, r.counter), r)).collect(),
+                    continuation: SequenceNumber::new(shard, position.saturating_sub(1)),
+                    millis_behind_latest,
+                    child_shards,
+                };
+                if sender.send(Ok(event)).await.is_err() || at_end {
+                    return;
+                }
+                if position <= log.last_counter.load(Ordering::Acquire) {
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = sender.closed() => return,
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = &mut appended => {}
+                _ = tokio::time::sleep(HEARTBEAT) => { first = true; }
+            }
+            if stream.is_deleted() || stream.def().status == StreamStatus::Deleting {
+                return;
+            }
+        }
+    }
+
+    fn children(&self, stream: &Stream, shard: u32) -> Vec<ShardDef> {
+        let def = stream.def();
+        def.shards.iter().filter(|s| s.parent == Some(shard) || s.adjacent_parent == Some(shard)).cloned().collect()
+    }
+}
