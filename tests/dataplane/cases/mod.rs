@@ -1,3 +1,4 @@
+mod cbor;
 mod crash;
 mod fan_out;
 mod iterators;
