@@ -25,6 +25,8 @@ pub struct Config {
     pub retention_check_interval: Duration,
     /// Total shards allowed across all streams (DescribeLimits' ShardLimit).
     pub shard_limit: u32,
+    /// Whether streams enforce per-shard throughput limits unless they say otherwise.
+    pub throughput_limits: bool,
 }
 
 impl Config {
@@ -38,6 +40,7 @@ impl Config {
             stream_transition: Duration::from_millis(500),
             retention_check_interval: Duration::from_secs(60),
             shard_limit: DEFAULT_SHARD_LIMIT,
+            throughput_limits: false,
         }
     }
 }

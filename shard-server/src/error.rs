@@ -54,6 +54,9 @@ pub enum Error {
     /// An account or stream limit would be exceeded.
     #[error("{0}")]
     LimitExceeded(String),
+    /// A shard's throughput limit is exhausted (only when limits are on).
+    #[error("{0}")]
+    ThroughputExceeded(String),
     /// The shard iterator is older than its time-to-live.
     #[error("{0}")]
     ExpiredIterator(String),

@@ -22,6 +22,7 @@ pub mod store;
 pub mod stream;
 pub mod tags;
 pub mod telemetry;
+pub mod throttle;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -35,6 +35,10 @@ struct Cli {
     /// Milliseconds a stream stays CREATING or DELETING.
     #[arg(long, env = "SHARDLINE_STREAM_TRANSITION_MS", default_value_t = 500)]
     stream_transition_ms: u64,
+    /// Enforce Kinesis' per-shard throughput limits (1 MiB/s and 1,000 records/s in, 2 MiB/s
+    /// and 5 reads/s out) on every stream that does not set its own switch.
+    #[arg(long, env = "SHARDLINE_THROUGHPUT_LIMITS")]
+    throughput_limits: bool,
     /// Seconds between passes deleting expired records from disk.
     #[arg(long, env = "SHARDLINE_RETENTION_CHECK_SECS", default_value_t = 60)]
     retention_check_secs: u64,
@@ -56,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     config.region = cli.region;
     config.account_id = cli.account_id;
     config.shard_limit = cli.shard_limit;
+    config.throughput_limits = cli.throughput_limits;
     config.iterator_ttl = Duration::from_secs(cli.iterator_ttl_secs);
     config.stream_transition = Duration::from_millis(cli.stream_transition_ms);
     config.retention_check_interval = Duration::from_secs(cli.retention_check_secs.max(1));

@@ -217,6 +217,8 @@ pub struct ShardLog {
     pub trimmed_below: AtomicU64,
     /// Woken each time new records become durable (enhanced fan-out pushes on it).
     pub appended: tokio::sync::Notify,
+    /// Throughput limits, consulted when the stream's limits are on.
+    pub throttle: crate::throttle::ShardThrottle,
 }
 
 /// A stream held by this server: its definition plus the live state of its shard logs.

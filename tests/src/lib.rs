@@ -161,6 +161,17 @@ pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::from_conf(config)
 }
 
+/// A client that makes each call once: the SDK retries throttling errors by itself, which
+/// would hide them from tests that count them.
+pub fn kinesis_client_without_retries(endpoint: &str) -> aws_sdk_kinesis::Client {
+    let config = kinesis_client(endpoint)
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_kinesis::Client::from_conf(config)
+}
+
 /// Creates a stream and waits until it is ACTIVE.
 pub async fn create_active_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) -> anyhow::Result<()> {
     client.create_stream().stream_name(name).shard_count(shards).send().await?;

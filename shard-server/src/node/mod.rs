@@ -328,18 +328,23 @@ impl Node {
         Ok(stream)
     }
 
-    /// Routes and appends records durably; results are in input order.
-    pub async fn put(&self, stream_name: &str, entries: Vec<PutEntry>) -> Result<Vec<PutResult>> {
+    /// Routes and appends records durably; results are in input order. With throughput limits
+    /// on, a record over its shard's limit is refused on its own
+    /// ([`Error::ThroughputExceeded`]) and the others are still stored.
+    pub async fn put(&self, stream_name: &str, entries: Vec<PutEntry>) -> Result<Vec<Result<PutResult>>> {
         let stream = self.writable_stream(stream_name)?;
+        let now = self.now_ms();
+        let mut outcomes: Vec<Option<Result<PutResult>>> = Vec::with_capacity(entries.len());
         let staged = {
             let def = stream.def();
+            let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
             let limit = def.max_record_bytes();
             let mut staged = Vec::with_capacity(entries.len());
             for entry in &entries {
-                if entry.partition_key.len() + entry.data.len() > limit {
+                let size = entry.partition_key.len() + entry.data.len();
+                if size > limit {
                     return Err(Error::InvalidArgument(format!(
-                        "Record size ({} bytes of partition key and data) exceeds the maximum record size of {} KiB for stream {}.",
-                        entry.partition_key.len() + entry.data.len(),
+                        "Record size ({size} bytes of partition key and data) exceeds the maximum record size of {} KiB for stream {}.",
                         def.max_record_size_kib,
                         def.name
                     )));
@@ -348,6 +353,18 @@ impl Node {
                 let shard = def.route(hash).ok_or_else(|| {
                     Error::InvalidArgument(format!("No open shard of stream {} owns hash key {hash}.", def.name))
                 })?;
+                let admitted =
+                    !limited || stream.log(shard.index).is_none_or(|log| log.throttle.admit_write(size, now));
+                if !admitted {
+                    outcomes.push(Some(Err(Error::ThroughputExceeded(format!(
+                        "Rate exceeded for shard {} in stream {} under account {}.",
+                        shard.id(),
+                        def.name,
+                        self.config.account_id
+                    )))));
+                    continue;
+                }
+                outcomes.push(None);
                 staged.push(Entry {
                     shard: shard.index,
                     hash,
@@ -356,12 +373,19 @@ impl Node {
             }
             staged
         };
-        let appended = self.appender.append(stream, staged).await?;
-        Ok(appended
+        let mut appended =
+            if staged.is_empty() { Vec::new() } else { self.appender.append(stream, staged).await? }.into_iter();
+        Ok(outcomes
             .into_iter()
-            .map(|a| PutResult {
-                shard_id: shard_id(a.shard),
-                sequence_number: SequenceNumber::new(a.shard, a.counter),
+            .map(|outcome| match outcome {
+                Some(refused) => refused,
+                None => appended
+                    .next()
+                    .map(|a| PutResult {
+                        shard_id: shard_id(a.shard),
+                        sequence_number: SequenceNumber::new(a.shard, a.counter),
+                    })
+                    .ok_or(Error::WritePathClosed("the appender answered fewer records than it was given")),
             })
             .collect())
     }
@@ -455,10 +479,19 @@ impl Node {
             return Err(shard_missing());
         }
         let log = stream.log(iterator.shard).ok_or_else(shard_missing)?;
-        let (retention_ms, ending_counter) = {
+        let (retention_ms, ending_counter, limited) = {
             let def = stream.def();
-            (def.retention_ms(), def.shard(iterator.shard).and_then(|s| s.ending_counter))
+            let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
+            (def.retention_ms(), def.shard(iterator.shard).and_then(|s| s.ending_counter), limited)
         };
+        if limited && !log.throttle.admit_read(now) {
+            return Err(Error::ThroughputExceeded(format!(
+                "Rate exceeded for shard {} in stream {} under account {}.",
+                shard_id(iterator.shard),
+                stream.name,
+                self.config.account_id
+            )));
+        }
         let last = log.last_counter.load(Ordering::Acquire);
         let slice = shard::read(
             self.engine.as_ref(),
@@ -476,6 +509,10 @@ impl Node {
             Some(arrival) if slice.next_position <= last => now.saturating_sub(arrival),
             _ => 0,
         };
+        if limited {
+            let bytes = slice.records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
+            log.throttle.charge_read(bytes, now);
+        }
         let at_end = ending_counter.is_some_and(|end| slice.next_position > end);
         let (next_iterator, child_shards) = if at_end {
             let def = stream.def();
@@ -757,11 +794,13 @@ mod tests {
             let node = Node::open(config.clone()).expect("open");
             active_stream(&node, "s", 2).await;
             let results = node.put("s", (0..50).map(|i| entry(&i.to_string(), "x")).collect()).await.expect("put");
+            let results: Vec<PutResult> = results.into_iter().collect::<Result<_>>().expect("stored");
             node.close().await;
             results
         };
         let node = Node::open(config).expect("reopen");
         let second = node.put("s", (0..50).map(|i| entry(&i.to_string(), "y")).collect()).await.expect("put");
+        let second: Vec<PutResult> = second.into_iter().collect::<Result<_>>().expect("stored");
         for shard in ["shardId-000000000000", "shardId-000000000001"] {
             let before = first.iter().filter(|r| r.shard_id == shard).map(|r| r.sequence_number).max();
             let after = second.iter().filter(|r| r.shard_id == shard).map(|r| r.sequence_number).min();

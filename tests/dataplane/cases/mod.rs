@@ -8,4 +8,5 @@ mod restart;
 mod retention;
 mod settings;
 mod streams;
+mod throttle;
 mod wire;

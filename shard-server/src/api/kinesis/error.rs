@@ -23,6 +23,8 @@ pub enum ErrorCode {
     InvalidArgument,
     /// A limit would be exceeded.
     LimitExceeded,
+    /// The shard's throughput limit is exhausted.
+    ProvisionedThroughputExceeded,
     /// The shard iterator has expired.
     ExpiredIterator,
     /// The pagination token has expired.
@@ -46,6 +48,9 @@ impl ErrorCode {
             ErrorCode::ResourceInUse => ("ResourceInUseException", StatusCode::BAD_REQUEST),
             ErrorCode::InvalidArgument => ("InvalidArgumentException", StatusCode::BAD_REQUEST),
             ErrorCode::LimitExceeded => ("LimitExceededException", StatusCode::BAD_REQUEST),
+            ErrorCode::ProvisionedThroughputExceeded => {
+                ("ProvisionedThroughputExceededException", StatusCode::BAD_REQUEST)
+            }
             ErrorCode::ExpiredIterator => ("ExpiredIteratorException", StatusCode::BAD_REQUEST),
             ErrorCode::ExpiredNextToken => ("ExpiredNextTokenException", StatusCode::BAD_REQUEST),
             ErrorCode::DryRunOperation => ("DryRunOperationException", StatusCode::BAD_REQUEST),
@@ -102,6 +107,7 @@ impl From<Error> for ApiError {
             Error::ResourceNotFound(_) => ErrorCode::ResourceNotFound,
             Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Error::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            Error::ThroughputExceeded(_) => ErrorCode::ProvisionedThroughputExceeded,
             Error::ExpiredIterator(_) => ErrorCode::ExpiredIterator,
             Error::ExpiredNextToken(_) => ErrorCode::ExpiredNextToken,
             Error::WritePathClosed(_) | Error::Store(_) => {

@@ -66,7 +66,7 @@ impl Request {
             return Err(ApiError::dry_run());
         }
         let mut results = node.put(&name, vec![entry]).await?;
-        let result = results.pop().ok_or_else(ApiError::internal)?;
+        let result = results.pop().ok_or_else(ApiError::internal)??;
         Ok(Response {
             shard_id: result.shard_id,
             sequence_number: result.sequence_number.to_string(),

@@ -1,5 +1,6 @@
-//! PutRecords: up to 500 records and 5 MiB in one call, results in request order. Records are
-//! appended in one durable batch, so a call either stores every record or none.
+//! PutRecords: up to 500 records and 5 MiB in one call, results in request order. The admitted
+//! records are appended in one durable batch; with throughput limits on, records over their
+//! shard's limit fail one by one (ErrorCode, ErrorMessage, FailedRecordCount) as in Kinesis.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,11 +44,14 @@ pub struct Response {
     encryption_type: &'static str,
 }
 
+/// One record's outcome: where it landed, or why it was refused (the others still land).
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct ResultEntry {
-    sequence_number: String,
-    shard_id: String,
+#[serde(untagged)]
+enum ResultEntry {
+    #[serde(rename_all = "PascalCase")]
+    Stored { sequence_number: String, shard_id: String },
+    #[serde(rename_all = "PascalCase")]
+    Failed { error_code: &'static str, error_message: String },
 }
 
 impl Request {
@@ -98,13 +102,18 @@ impl Request {
             return Err(ApiError::dry_run());
         }
         let results = node.put(&name, entries).await?;
-        Ok(Response {
-            failed_record_count: 0,
-            records: results
-                .into_iter()
-                .map(|r| ResultEntry { sequence_number: r.sequence_number.to_string(), shard_id: r.shard_id })
-                .collect(),
-            encryption_type: "NONE",
-        })
+        let mut failed_record_count = 0;
+        let records = results
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(r) => ResultEntry::Stored { sequence_number: r.sequence_number.to_string(), shard_id: r.shard_id },
+                Err(err) => {
+                    failed_record_count += 1;
+                    let err = ApiError::from(err);
+                    ResultEntry::Failed { error_code: err.code.wire().0, error_message: err.message }
+                }
+            })
+            .collect();
+        Ok(Response { failed_record_count, records, encryption_type: "NONE" })
     }
 }
