@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::shard;
 use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
 use crate::stream::{Catalog, ShardLog, Stream};
@@ -98,10 +99,15 @@ impl std::fmt::Debug for Command {
 
 impl Appender {
     /// Starts the writer thread.
-    pub fn start(engine: Arc<dyn KvEngine>, clock: Arc<dyn Clock>, account: String) -> std::io::Result<Self> {
+    pub fn start(
+        engine: Arc<dyn KvEngine>,
+        clock: Arc<dyn Clock>,
+        account: String,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(AppendStats::default());
-        let writer = Writer { engine, clock, account, stats: stats.clone() };
+        let writer = Writer { engine, clock, account, stats: stats.clone(), metrics };
         let thread = std::thread::Builder::new().name("shardline-append".into()).spawn(move || writer.run(receiver))?;
         Ok(Self { queue, thread: Mutex::new(Some(thread)), stats })
     }
@@ -160,6 +166,7 @@ struct Writer {
     clock: Arc<dyn Clock>,
     account: String,
     stats: Arc<AppendStats>,
+    metrics: Arc<Metrics>,
 }
 
 /// What a group did to one shard, applied to its log after the fsync.
@@ -253,7 +260,10 @@ impl Writer {
             return;
         }
 
+        let started = std::time::Instant::now();
         let outcome = self.engine.write(batch, Durability::Sync);
+        let records: u64 = touched.values().map(|t| t.last_counter + 1 - t.first_counter).sum();
+        self.metrics.fsync(records, started.elapsed());
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Ok(()) => {
@@ -386,6 +396,7 @@ mod tests {
             clock: Arc::new(ManualClock::new(1)),
             account: "123456789012".into(),
             stats: Arc::default(),
+            metrics: Arc::default(),
         };
         let entry = || vec![Entry { shard: 0, hash: 0, value: shard::encode("k", b"v") }];
         let (before, mut before_rx) = oneshot::channel();

@@ -20,6 +20,9 @@ struct Cli {
     /// Address of the Kinesis HTTP endpoint (port 0 picks a free port).
     #[arg(long, env = "SHARDLINE_LISTEN", default_value = "127.0.0.1:4567")]
     listen: String,
+    /// Address of the Prometheus `/metrics` endpoint (port 0 picks a free port).
+    #[arg(long, env = "SHARDLINE_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    metrics_listen: String,
     /// AWS region written into stream ARNs.
     #[arg(long, env = "SHARDLINE_REGION", default_value = "us-east-1")]
     region: String,
@@ -68,11 +71,20 @@ async fn main() -> anyhow::Result<()> {
     let node = Node::open(config).with_context(|| format!("opening {}", cli.data_dir.display()))?;
     let listener =
         tokio::net::TcpListener::bind(&cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
+    let metrics_listener = tokio::net::TcpListener::bind(&cli.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", cli.metrics_listen))?;
     let address = listener.local_addr()?;
-    // The endpoint line is the one thing on stdout: scripts and tests read it.
+    let metrics_address = metrics_listener.local_addr()?;
+    // These two lines are the only things on stdout: scripts and tests read them.
     println!("shard-server listening on http://{address}");
-    tracing::info!(%address, data_dir = %cli.data_dir.display(), "standalone shard-server started");
+    println!("shard-server metrics on http://{metrics_address}/metrics");
+    tracing::info!(%address, %metrics_address, data_dir = %cli.data_dir.display(), "standalone shard-server started");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let metrics = tokio::spawn(server::run_metrics(metrics_listener, node.clone(), stop.clone().cancelled_owned()));
     server::run(listener, node, shutdown_signal()).await?;
+    stop.cancel();
+    metrics.await??;
     tracing::info!("shard-server stopped");
     Ok(())
 }

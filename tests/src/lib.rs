@@ -55,6 +55,8 @@ pub struct Server {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
+    /// `http://127.0.0.1:PORT/metrics`.
+    pub metrics_endpoint: String,
     data_dir: PathBuf,
     extra_args: Vec<String>,
 }
@@ -68,7 +70,16 @@ impl Server {
     fn start_at(data_dir: &Path, extra_args: &[&str], listen: &str) -> anyhow::Result<Self> {
         let mut command = Command::new(server_binary()?);
         command.arg("--standalone").arg("--data-dir").arg(data_dir);
-        command.args(["--listen", listen, "--account-id", ACCOUNT, "--region", REGION]);
+        command.args([
+            "--listen",
+            listen,
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--account-id",
+            ACCOUNT,
+            "--region",
+            REGION,
+        ]);
         if !extra_args.contains(&"--stream-transition-ms") {
             command.args(["--stream-transition-ms", "100"]);
         }
@@ -80,14 +91,21 @@ impl Server {
             .spawn()
             .context("spawning shard-server")?;
         let stdout = child.stdout.take().context("no stdout")?;
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).context("reading the endpoint line")?;
-        let Some(endpoint) = line.trim().strip_prefix("shard-server listening on ") else {
+        reader.read_line(&mut line).context("reading the endpoint line")?;
+        let mut metrics_line = String::new();
+        reader.read_line(&mut metrics_line).context("reading the metrics line")?;
+        let (Some(endpoint), Some(metrics_endpoint)) = (
+            line.trim().strip_prefix("shard-server listening on "),
+            metrics_line.trim().strip_prefix("shard-server metrics on "),
+        ) else {
             let _ = child.kill();
-            bail!("unexpected first line from shard-server: {line:?}");
+            bail!("unexpected first lines from shard-server: {line:?} {metrics_line:?}");
         };
         Ok(Self {
             endpoint: endpoint.to_owned(),
+            metrics_endpoint: metrics_endpoint.to_owned(),
             child: Some(child),
             data_dir: data_dir.to_owned(),
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
@@ -131,6 +149,7 @@ impl Server {
             match Self::start_at(&self.data_dir, &args, &listen) {
                 Ok(mut fresh) => {
                     self.child = fresh.child.take();
+                    self.metrics_endpoint = fresh.metrics_endpoint.clone();
                     return Ok(());
                 }
                 // The port can linger for a moment after a kill.
@@ -170,6 +189,13 @@ pub fn kinesis_client_without_retries(endpoint: &str) -> aws_sdk_kinesis::Client
         .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_kinesis::Client::from_conf(config)
+}
+
+/// The value of one sample in a server's `/metrics` text, e.g.
+/// `shardline_kinesis_incoming_records_total{stream="s"}`; 0 when absent.
+pub async fn metric(server: &Server, sample: &str) -> anyhow::Result<f64> {
+    let text = reqwest::get(&server.metrics_endpoint).await?.text().await?;
+    Ok(text.lines().find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0))
 }
 
 /// Creates a stream and waits until it is ACTIVE.

@@ -175,6 +175,18 @@ impl Node {
         start: StartingPosition,
     ) -> Result<mpsc::Receiver<Result<SubscriptionEvent>>> {
         let view = self.consumer(Some(consumer_arn), None, None)?;
+        let opened = self.open_subscription(&view, shard, start);
+        self.metrics.subscribe(&view.stream_name, opened.is_ok());
+        opened
+    }
+
+    fn open_subscription(
+        self: &Arc<Self>,
+        view: &ConsumerView,
+        shard: &str,
+        start: StartingPosition,
+    ) -> Result<mpsc::Receiver<Result<SubscriptionEvent>>> {
+        let consumer_arn = view.arn.as_str();
         if view.consumer.status != ConsumerStatus::Active {
             return Err(Error::ResourceInUse(format!(
                 "Consumer {consumer_arn} under account {} is not ACTIVE, instead in state {}.",
@@ -246,6 +258,13 @@ impl Node {
                     _ => 0,
                 };
                 let child_shards = if at_end { self.children(&stream, shard) } else { Vec::new() };
+                let bytes: u64 = slice.records.iter().map(|r| (r.data.len() + r.partition_key.len()) as u64).sum();
+                let records = slice.records.len() as u64;
+                self.metrics.subscribe_event(&stream.name, records, bytes, millis_behind_latest);
+                if !stream.def().shard_level_metrics.is_empty() {
+                    let id = crate::stream::shard_id(shard);
+                    self.metrics.shard_outgoing(&stream.name, &id, records, bytes, millis_behind_latest);
+                }
                 let event = SubscriptionEvent {
                     records: slice.records.into_iter().map(|r| (SequenceNumber::new(shard, r.counter), r)).collect(),
                     continuation: SequenceNumber::new(shard, position.saturating_sub(1)),

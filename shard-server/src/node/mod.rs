@@ -17,6 +17,7 @@ use crate::consumer::Subscriptions;
 use crate::error::{Error, Result};
 use crate::hash_range::hash_key;
 use crate::iterator::{IteratorCodec, IteratorError, ShardIterator};
+use crate::metrics::Metrics;
 use crate::reshard::{self, Change};
 use crate::sequence::SequenceNumber;
 use crate::shard::{self, ReadLimits, StoredRecord};
@@ -112,6 +113,7 @@ pub struct Node {
     iterators: IteratorCodec,
     clock: Arc<dyn Clock>,
     subscriptions: Arc<Subscriptions>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -131,8 +133,9 @@ impl Node {
         let catalog = Catalog::load(engine.clone(), config.account_id.clone(), config.shard_limit)?;
         let secret = load_or_create_secret(engine.as_ref())?;
         let iterators = IteratorCodec::new(secret, u64::try_from(config.iterator_ttl.as_millis()).unwrap_or(u64::MAX));
-        let appender =
-            Appender::start(engine.clone(), clock.clone(), config.account_id.clone()).map_err(OpenError::Thread)?;
+        let metrics = Arc::new(Metrics::new());
+        let appender = Appender::start(engine.clone(), clock.clone(), config.account_id.clone(), metrics.clone())
+            .map_err(OpenError::Thread)?;
         let node = Arc::new(Self {
             config,
             engine,
@@ -141,6 +144,7 @@ impl Node {
             iterators,
             clock,
             subscriptions: Arc::default(),
+            metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -162,6 +166,11 @@ impl Node {
     /// The appender (for its statistics).
     pub fn appender(&self) -> &Appender {
         &self.appender
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The storage engine.
@@ -356,6 +365,9 @@ impl Node {
                 let admitted =
                     !limited || stream.log(shard.index).is_none_or(|log| log.throttle.admit_write(size, now));
                 if !admitted {
+                    if !def.shard_level_metrics.is_empty() {
+                        self.metrics.shard_write_throttled(&def.name, &shard.id());
+                    }
                     outcomes.push(Some(Err(Error::ThroughputExceeded(format!(
                         "Rate exceeded for shard {} in stream {} under account {}.",
                         shard.id(),
@@ -373,8 +385,18 @@ impl Node {
             }
             staged
         };
-        let mut appended =
-            if staged.is_empty() { Vec::new() } else { self.appender.append(stream, staged).await? }.into_iter();
+        let shard_level = !stream.def().shard_level_metrics.is_empty();
+        let sizes: Vec<u64> =
+            if shard_level { staged.iter().map(|e| e.value.len() as u64).collect() } else { Vec::new() };
+        let name = stream.name.clone();
+        let appended = if staged.is_empty() { Vec::new() } else { self.appender.append(stream, staged).await? };
+        if shard_level {
+            // The appender may have routed a record again after a reshard; count where it landed.
+            for (a, bytes) in appended.iter().zip(&sizes) {
+                self.metrics.shard_incoming(&name, &shard_id(a.shard), 1, *bytes);
+            }
+        }
+        let mut appended = appended.into_iter();
         Ok(outcomes
             .into_iter()
             .map(|outcome| match outcome {
@@ -464,6 +486,7 @@ impl Node {
 
     /// Reads records at an iterator. Blocking: call it off the async workers.
     pub fn get_records(&self, token: &str, limit: usize) -> Result<RecordsPage> {
+        let started = std::time::Instant::now();
         let now = self.now_ms();
         let iterator = self.iterators.decode(token, now).map_err(|err| match err {
             IteratorError::Invalid => Error::InvalidArgument(err.to_string()),
@@ -484,7 +507,10 @@ impl Node {
             let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
             (def.retention_ms(), def.shard(iterator.shard).and_then(|s| s.ending_counter), limited)
         };
+        let shard_level = !stream.def().shard_level_metrics.is_empty();
         if limited && !log.throttle.admit_read(now) {
+            let shard_text = shard_id(iterator.shard);
+            self.metrics.read_throttled(&stream.name, shard_level.then_some(shard_text.as_str()));
             return Err(Error::ThroughputExceeded(format!(
                 "Rate exceeded for shard {} in stream {} under account {}.",
                 shard_id(iterator.shard),
@@ -509,9 +535,20 @@ impl Node {
             Some(arrival) if slice.next_position <= last => now.saturating_sub(arrival),
             _ => 0,
         };
+        let bytes: usize = slice.records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
         if limited {
-            let bytes = slice.records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
             log.throttle.charge_read(bytes, now);
+        }
+        let records = slice.records.len() as u64;
+        self.metrics.get(&stream.name, records, bytes as u64, millis_behind_latest, started.elapsed(), true);
+        if shard_level {
+            self.metrics.shard_outgoing(
+                &stream.name,
+                &shard_id(iterator.shard),
+                records,
+                bytes as u64,
+                millis_behind_latest,
+            );
         }
         let at_end = ending_counter.is_some_and(|end| slice.next_position > end);
         let (next_iterator, child_shards) = if at_end {

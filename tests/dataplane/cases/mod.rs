@@ -2,6 +2,7 @@ mod cbor;
 mod crash;
 mod fan_out;
 mod iterators;
+mod metrics;
 mod records;
 mod reshard;
 mod restart;

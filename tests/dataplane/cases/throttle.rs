@@ -64,6 +64,12 @@ async fn limits_are_off_by_default() -> anyhow::Result<()> {
     create_active_stream(&client, "free", 1).await?;
     assert_eq!(burst(&client, "free").await?, (0, 1500));
     assert!(reads(&client, "free", 20).await?.iter().all(|c| c == "ok"));
+    let refused = shardline_tests::metric(
+        &server,
+        r#"shardline_kinesis_write_provisioned_throughput_exceeded_total{stream="free"}"#,
+    )
+    .await?;
+    assert_eq!(refused, 0.0);
     Ok(())
 }
 
@@ -90,9 +96,22 @@ async fn limits_throttle_writes_per_record_and_reads_per_call() -> anyhow::Resul
     assert!(codes.iter().any(|c| c == "ok"), "{codes:?}");
     assert!(codes.iter().any(|c| c == "ProvisionedThroughputExceededException"), "{codes:?}");
 
+    let refused = shardline_tests::metric(
+        &server,
+        r#"shardline_kinesis_write_provisioned_throughput_exceeded_total{stream="limited"}"#,
+    )
+    .await?;
+    assert!(refused >= failed as f64 + 1.0, "metric {refused}, refused records {failed} plus a PutRecord");
+
     let codes = reads(&client, "limited", 8).await?;
     let ok = codes.iter().filter(|c| *c == "ok").count();
     assert!((5..=6).contains(&ok), "{codes:?}");
     assert!(codes.iter().all(|c| c == "ok" || c == "ProvisionedThroughputExceededException"), "{codes:?}");
+    let read_refused = shardline_tests::metric(
+        &server,
+        r#"shardline_kinesis_read_provisioned_throughput_exceeded_total{stream="limited"}"#,
+    )
+    .await?;
+    assert_eq!(read_refused, (8 - ok) as f64);
     Ok(())
 }

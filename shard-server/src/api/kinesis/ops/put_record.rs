@@ -7,6 +7,7 @@ use crate::api::kinesis::error::ApiError;
 use crate::api::kinesis::ops::records::{check_entry, to_put_entry, EntryFields};
 use crate::api::kinesis::stream_ref;
 use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
+use crate::metrics::PutOp;
 use crate::node::Node;
 use crate::sequence::{self, SequenceNumber};
 
@@ -65,8 +66,19 @@ impl Request {
             node.catalog().get(&name)?;
             return Err(ApiError::dry_run());
         }
-        let mut results = node.put(&name, vec![entry]).await?;
-        let result = results.pop().ok_or_else(ApiError::internal)??;
+        let bytes = (entry.partition_key.len() + entry.data.len()) as u64;
+        let started = std::time::Instant::now();
+        let outcome = node.put(&name, vec![entry]).await;
+        let (stored, throttled) = match &outcome {
+            Ok(results) => {
+                let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
+                (stored, 1 - stored)
+            }
+            Err(_) => (0, 0),
+        };
+        let ok = outcome.is_ok() && stored == 1;
+        node.metrics().put(PutOp::PutRecord, &name, 1, stored, throttled, bytes * stored, started.elapsed(), ok);
+        let result = outcome?.pop().ok_or_else(ApiError::internal)??;
         Ok(Response {
             shard_id: result.shard_id,
             sequence_number: result.sequence_number.to_string(),

@@ -9,6 +9,7 @@ use crate::api::kinesis::error::ApiError;
 use crate::api::kinesis::ops::records::{check_entry, to_put_entry, EntryFields};
 use crate::api::kinesis::stream_ref;
 use crate::api::kinesis::validate::Violations;
+use crate::metrics::PutOp;
 use crate::node::Node;
 
 /// Most records in one call.
@@ -101,7 +102,30 @@ impl Request {
             node.catalog().get(&name)?;
             return Err(ApiError::dry_run());
         }
-        let results = node.put(&name, entries).await?;
+        let offered = entries.len() as u64;
+        let sizes: Vec<u64> = entries.iter().map(|e| (e.partition_key.len() + e.data.len()) as u64).collect();
+        let started = std::time::Instant::now();
+        let outcome = node.put(&name, entries).await;
+        let (stored, bytes) = match &outcome {
+            Ok(results) => results
+                .iter()
+                .zip(&sizes)
+                .filter(|(r, _)| r.is_ok())
+                .fold((0, 0), |(n, b), (_, size)| (n + 1, b + size)),
+            Err(_) => (0, 0),
+        };
+        let throttled = if outcome.is_ok() { offered - stored } else { 0 };
+        node.metrics().put(
+            PutOp::PutRecords,
+            &name,
+            offered,
+            stored,
+            throttled,
+            bytes,
+            started.elapsed(),
+            outcome.is_ok(),
+        );
+        let results = outcome?;
         let mut failed_record_count = 0;
         let records = results
             .into_iter()
