@@ -59,6 +59,13 @@ pub async fn run(
             tracing::warn!(cause = %err, "cannot set TCP_NODELAY");
         }
     });
+    // Open subscriptions never finish on their own: end them as soon as shutdown begins, so
+    // the graceful drain only waits for ordinary requests.
+    let stopping = node.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.stop_background();
+    };
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     node.close().await;
     served

@@ -1,3 +1,5 @@
-//! The network fronts of the data plane. Each is a thin translation onto [`crate::node`].
+//! The network fronts over a [`crate::node::Node`]: the Kinesis-compatible HTTP API and the
+//! `shardline.v1` gRPC services.
 
+pub mod grpc;
 pub mod kinesis;

@@ -205,7 +205,24 @@ impl Node {
         })?;
         let (sender, receiver) = mpsc::channel(4);
         let node = self.clone();
-        self.tasks.spawn(async move { node.push_events(stream, index, position, slot, sender).await });
+        let deadline = Some(tokio::time::Instant::now() + SUBSCRIPTION_LIFETIME);
+        self.tasks.spawn(async move { node.push_events(stream, index, position, Some(slot), deadline, sender).await });
+        Ok(receiver)
+    }
+
+    /// Follows one shard without a consumer (the gRPC Subscribe call): the same events as a
+    /// subscription, with no lifetime limit and no exclusivity.
+    pub fn follow(
+        self: &Arc<Self>,
+        stream_name: &str,
+        shard: &str,
+        start: StartingPosition,
+    ) -> Result<mpsc::Receiver<Result<SubscriptionEvent>>> {
+        let stream = self.readable_stream(stream_name)?;
+        let (index, position) = self.resolve_start(&stream, shard, start)?;
+        let (sender, receiver) = mpsc::channel(4);
+        let node = self.clone();
+        self.tasks.spawn(async move { node.push_events(stream, index, position, None, None, sender).await });
         Ok(receiver)
     }
 
@@ -214,11 +231,18 @@ impl Node {
         stream: Arc<Stream>,
         shard: u32,
         mut position: u64,
-        _slot: SubscriptionSlot,
+        _slot: Option<SubscriptionSlot>,
+        deadline: Option<tokio::time::Instant>,
         sender: mpsc::Sender<Result<SubscriptionEvent>>,
     ) {
         let Some(log) = stream.log(shard) else { return };
-        let deadline = tokio::time::Instant::now() + SUBSCRIPTION_LIFETIME;
+        let expired = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expired);
         let mut first = true;
         loop {
             let appended = log.appended.notified();
@@ -281,7 +305,7 @@ impl Node {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 _ = sender.closed() => return,
-                _ = tokio::time::sleep_until(deadline) => return,
+                _ = &mut expired => return,
                 _ = &mut appended => {}
                 _ = tokio::time::sleep(HEARTBEAT) => { first = true; }
             }

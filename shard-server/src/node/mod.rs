@@ -188,6 +188,12 @@ impl Node {
         format!("arn:aws:kinesis:{}:{}:stream/{name}", self.config.region, self.config.account_id)
     }
 
+    /// Ends subscriptions and background work (lifecycle, retention) without closing the write
+    /// path: requests in flight still complete.
+    pub fn stop_background(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Stops background work and the appender after it has written what is queued.
     pub async fn close(&self) {
         self.shutdown.cancel();

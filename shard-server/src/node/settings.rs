@@ -103,6 +103,15 @@ impl Node {
         })
     }
 
+    /// Turns the stream's throughput limits on or off; `None` follows the server default.
+    pub fn set_throughput_limits(&self, name: &str, limits: Option<bool>) -> Result<()> {
+        let stream = self.catalog.get(name)?;
+        self.catalog.update(&stream, |def| {
+            def.throughput_limits = limits;
+            Ok(())
+        })
+    }
+
     /// The account's limits and usage.
     pub fn limits(&self) -> AccountLimits {
         let on_demand = self.catalog.list().iter().filter(|s| s.def().mode == StreamMode::OnDemand).count();

@@ -1,6 +1,7 @@
 mod cbor;
 mod crash;
 mod fan_out;
+mod grpc;
 mod iterators;
 mod metrics;
 mod records;

@@ -191,9 +191,11 @@ pub async fn dispatch(op: Operation, wire: Wire, body: &[u8], node: &Arc<Node>) 
     encoded.map(Answer::Body)
 }
 
-/// The HTTP routes: the Kinesis endpoint on every path, and `GET /health`.
+/// The HTTP routes: the Kinesis endpoint on every path, `GET /health`, and the gRPC services
+/// at their own paths.
 pub fn router(node: Arc<Node>) -> Router {
-    Router::new().route("/health", get(|| async { "ok" })).fallback(handle).with_state(node)
+    let kinesis = Router::new().route("/health", get(|| async { "ok" })).fallback(handle).with_state(node.clone());
+    crate::api::grpc::routes(kinesis, node)
 }
 
 #[tracing::instrument(name = "kinesis", skip_all, fields(op))]

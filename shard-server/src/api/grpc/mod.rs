@@ -1,0 +1,61 @@
+//! The `shardline.v1` gRPC front (tonic): record traffic and stream administration for the
+//! client crate and the operator, on the same port as the Kinesis HTTP API and over the same
+//! node and errors. A failure's gRPC status carries the Kinesis error type in the
+//! `x-shardline-error` metadata entry, so both fronts report a failure the same way.
+
+pub mod admin;
+pub mod records;
+
+use std::sync::Arc;
+
+use axum::Router;
+use shardline_proto::v1::admin_server::AdminServer;
+use shardline_proto::v1::records_server::RecordsServer;
+use tonic::{Code, Status};
+
+use crate::api::kinesis::error::{ApiError, ErrorCode};
+use crate::error::Error;
+use crate::node::Node;
+
+/// Metadata key holding the Kinesis error type of a failed call.
+pub const ERROR_TYPE_METADATA: &str = "x-shardline-error";
+
+/// Adds the gRPC services to `router` at their `/shardline.v1.<Service>/<Method>` paths.
+pub fn routes(router: Router, node: Arc<Node>) -> Router {
+    router
+        .route_service(
+            "/shardline.v1.Records/{*method}",
+            RecordsServer::new(records::RecordsService::new(node.clone())),
+        )
+        .route_service("/shardline.v1.Admin/{*method}", AdminServer::new(admin::AdminService::new(node)))
+}
+
+/// The gRPC status of a Kinesis-level error.
+pub fn status(err: ApiError) -> Status {
+    let code = match err.code {
+        ErrorCode::Serialization | ErrorCode::Validation | ErrorCode::InvalidArgument => Code::InvalidArgument,
+        ErrorCode::UnknownOperation => Code::Unimplemented,
+        ErrorCode::ResourceNotFound => Code::NotFound,
+        ErrorCode::ResourceInUse => Code::FailedPrecondition,
+        ErrorCode::LimitExceeded | ErrorCode::ProvisionedThroughputExceeded => Code::ResourceExhausted,
+        ErrorCode::ExpiredIterator | ErrorCode::ExpiredNextToken => Code::OutOfRange,
+        ErrorCode::DryRunOperation => Code::Aborted,
+        ErrorCode::RequestTooLarge => Code::ResourceExhausted,
+        ErrorCode::InternalFailure => Code::Internal,
+    };
+    let mut status = Status::new(code, err.message);
+    if let Ok(value) = err.code.wire().0.parse() {
+        status.metadata_mut().insert(ERROR_TYPE_METADATA, value);
+    }
+    status
+}
+
+/// The gRPC status of a data-plane error.
+pub fn from_error(err: Error) -> Status {
+    status(ApiError::from(err))
+}
+
+/// A `ValidationException`-shaped status for a bad field.
+pub fn invalid(message: impl Into<String>) -> Status {
+    status(ApiError::new(ErrorCode::Validation, message.into()))
+}

@@ -1,0 +1,170 @@
+//! The `shardline.v1` gRPC services on the Kinesis port, through a tonic client: admin, puts,
+//! reads, a subscription that receives records put after it opened, the per-stream
+//! throughput switch, and errors carrying the Kinesis error type.
+
+use std::time::{Duration, Instant};
+
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::admin_client::AdminClient;
+use shardline_proto::v1::records_client::RecordsClient;
+use shardline_tests::Server;
+use tonic::transport::Channel;
+
+async fn active(admin: &mut AdminClient<Channel>, name: &str, shards: u32) -> anyhow::Result<pb::StreamDescription> {
+    admin.create_stream(pb::CreateStreamRequest { stream_name: name.into(), shard_count: shards }).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let description =
+            admin.describe_stream(pb::DescribeStreamRequest { stream_name: name.into() }).await?.into_inner();
+        if description.status == i32::from(pb::StreamStatus::Active) {
+            return Ok(description);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{name} never became ACTIVE");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn entry(key: &str, data: &str) -> pb::PutRecordEntry {
+    pb::PutRecordEntry { partition_key: key.into(), explicit_hash_key: None, data: data.as_bytes().to_vec() }
+}
+
+#[tokio::test]
+async fn grpc_puts_reads_and_subscribes_on_the_kinesis_port() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &[])?;
+    let channel = Channel::from_shared(server.endpoint.clone())?.connect().await?;
+    let mut admin = AdminClient::new(channel.clone());
+    let mut records = RecordsClient::new(channel);
+    let description = active(&mut admin, "rpc", 1).await?;
+    assert_eq!(description.shards.len(), 1);
+
+    let one = records
+        .put(pb::PutRecordRequest { stream_name: "rpc".into(), record: Some(entry("k", "first")) })
+        .await?
+        .into_inner();
+    assert_eq!(one.shard_id, "shardId-000000000000");
+    let batch = records
+        .put_records(pb::PutRecordsRequest {
+            stream_name: "rpc".into(),
+            records: vec![entry("a", "second"), entry("b", "third")],
+        })
+        .await?
+        .into_inner();
+    assert_eq!(batch.failed_record_count, 0);
+
+    let read = records
+        .get_records(pb::GetRecordsRequest {
+            stream_name: "rpc".into(),
+            shard_id: "shardId-000000000000".into(),
+            position: pb::StartingPosition::TrimHorizon.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let data: Vec<_> = read.records.iter().map(|r| String::from_utf8_lossy(&r.data).into_owned()).collect();
+    assert_eq!(data, vec!["first", "second", "third"]);
+    assert_eq!(read.continuation_sequence_number, batch.records[1].sequence_number);
+    let after = records
+        .get_records(pb::GetRecordsRequest {
+            stream_name: "rpc".into(),
+            shard_id: "shardId-000000000000".into(),
+            position: pb::StartingPosition::AfterSequenceNumber.into(),
+            sequence_number: one.sequence_number.clone(),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(after.records.len(), 1);
+    assert_eq!(after.records[0].data, b"second");
+
+    let mut subscription = records
+        .subscribe(pb::GetRecordsRequest {
+            stream_name: "rpc".into(),
+            shard_id: "shardId-000000000000".into(),
+            position: pb::StartingPosition::Latest.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    records.put(pb::PutRecordRequest { stream_name: "rpc".into(), record: Some(entry("k", "pushed")) }).await?;
+    let mut pushed = Vec::new();
+    while pushed.is_empty() {
+        let event = tokio::time::timeout(Duration::from_secs(10), subscription.message()).await??.expect("event");
+        pushed.extend(event.records.into_iter().map(|r| r.data));
+    }
+    assert_eq!(pushed, vec![b"pushed".to_vec()]);
+    let mut open_subscription = records
+        .subscribe(pb::GetRecordsRequest {
+            stream_name: "rpc".into(),
+            shard_id: "shardId-000000000000".into(),
+            position: pb::StartingPosition::Latest.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+
+    // Errors carry the Kinesis type.
+    let missing =
+        admin.describe_stream(pb::DescribeStreamRequest { stream_name: "nope".into() }).await.expect_err("missing");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    assert_eq!(
+        missing.metadata().get("x-shardline-error").and_then(|v| v.to_str().ok()),
+        Some("ResourceNotFoundException")
+    );
+    let bad = records
+        .put(pb::PutRecordRequest { stream_name: "rpc".into(), record: Some(entry("", "x")) })
+        .await
+        .expect_err("empty key");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    // Resharding through admin: the split children appear.
+    admin
+        .split_shard(pb::SplitShardRequest {
+            stream_name: "rpc".into(),
+            shard_id: "shardId-000000000000".into(),
+            new_starting_hash_key: (1u128 << 127).to_string(),
+        })
+        .await?;
+    let split = admin.describe_stream(pb::DescribeStreamRequest { stream_name: "rpc".into() }).await?.into_inner();
+    assert_eq!(split.shards.len(), 3);
+    assert!(split.shards[0].ending_sequence_number.is_some());
+
+    // An open subscription does not hold up a graceful stop: SIGTERM ends it and the server exits.
+    let mut server = server;
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || server.terminate()).await??;
+    assert!(started.elapsed() < Duration::from_secs(5), "stop took {:?}", started.elapsed());
+    while let Ok(Some(_)) = open_subscription.message().await {}
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_throughput_switch_is_per_stream() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &[])?;
+    let channel = Channel::from_shared(server.endpoint.clone())?.connect().await?;
+    let mut admin = AdminClient::new(channel.clone());
+    let mut records = RecordsClient::new(channel);
+    active(&mut admin, "limited", 1).await?;
+    active(&mut admin, "free", 1).await?;
+    admin
+        .set_throughput_limits(pb::SetThroughputLimitsRequest {
+            stream_name: "limited".into(),
+            limits: pb::ThroughputLimits::On.into(),
+        })
+        .await?;
+    for (stream, expect_failures) in [("limited", true), ("free", false)] {
+        let mut failed = 0;
+        for _ in 0..3 {
+            let batch = (0..500).map(|i| entry("same", &i.to_string())).collect();
+            failed += records
+                .put_records(pb::PutRecordsRequest { stream_name: stream.into(), records: batch })
+                .await?
+                .into_inner()
+                .failed_record_count;
+        }
+        assert_eq!(failed > 0, expect_failures, "{stream}: {failed} failed");
+    }
+    Ok(())
+}
