@@ -49,6 +49,13 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
         .map_err(anyhow::Error::msg)
 }
 
+/// Path of the `shardctl` binary, built next to `shard-server`.
+pub fn shardctl_binary() -> anyhow::Result<PathBuf> {
+    let binary = server_binary()?.with_file_name("shardctl");
+    anyhow::ensure!(binary.exists(), "{} is missing; run cargo build --workspace --all-targets", binary.display());
+    Ok(binary)
+}
+
 /// A running `shard-server --standalone` process.
 #[derive(Debug)]
 pub struct Server {

@@ -1,3 +1,4 @@
+mod bench;
 mod cbor;
 mod crash;
 mod fan_out;

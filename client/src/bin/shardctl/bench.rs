@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::{
+    ConsumerStatus, PutRecordsRequestEntry, ShardIteratorType, StartingPosition, StreamStatus,
+    SubscribeToShardEventStream,
+};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,6 +47,12 @@ pub struct BenchArgs {
     /// Sequential single-record PutRecord calls in the latency phase.
     #[arg(long, default_value_t = 2000)]
     single_puts: usize,
+    /// Also measure put→receive latency through enhanced fan-out (SubscribeToShard).
+    #[arg(long)]
+    efo: bool,
+    /// Records put one by one in the enhanced fan-out phase.
+    #[arg(long, default_value_t = 2000)]
+    efo_records: usize,
     /// Region to sign requests for.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -98,6 +107,9 @@ struct Summary {
     read_seconds: f64,
     read_mb_per_second: f64,
     read_matches_acknowledged: bool,
+    /// Put→receive latency through SubscribeToShard, with `--efo`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    efo_latency: Option<Latency>,
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -134,9 +146,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Single-record latency is measured on a quiet server, before the ingest phase leaves the
     // store flushing and compacting its backlog.
     let (single_acknowledged, put_record_latency) = single_puts(&client, &args).await?;
+    let (efo_acknowledged, efo_latency) = match args.efo {
+        true => {
+            let (records, latency) = fan_out_latency(&client, &args, &shard_ids).await?;
+            (records, Some(Latency::of(&latency)))
+        }
+        false => (0, None),
+    };
     let (acknowledged, failed, ingest_seconds, put_records_latency) = ingest(&client, &args).await?;
     let (read_records, read_bytes, read_seconds) = read_back(&client, iterators).await?;
-    let total_acknowledged = acknowledged + single_acknowledged;
+    let total_acknowledged = acknowledged + single_acknowledged + efo_acknowledged;
 
     let summary = Summary {
         endpoint: args.endpoint.clone(),
@@ -156,6 +175,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         read_seconds,
         read_mb_per_second: read_bytes as f64 / read_seconds / 1e6,
         read_matches_acknowledged: read_records == total_acknowledged,
+        efo_latency,
     };
     if created && !args.keep_stream {
         client.delete_stream().stream_name(&args.stream).send().await.context("DeleteStream")?;
@@ -294,6 +314,98 @@ async fn single_puts(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyh
     Ok((args.single_puts as u64, latency))
 }
 
+/// Registers a consumer, subscribes it to every shard at LATEST, puts `--efo-records` records
+/// one by one, each carrying its send time, and measures when each arrives through
+/// SubscribeToShard.
+async fn fan_out_latency(
+    client: &aws_sdk_kinesis::Client,
+    args: &BenchArgs,
+    shard_ids: &[String],
+) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let stream =
+        client.describe_stream_summary().stream_name(&args.stream).send().await.context("DescribeStreamSummary")?;
+    let stream_arn = stream.stream_description_summary().context("no summary")?.stream_arn().to_owned();
+    let registered = client
+        .register_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("shardctl-bench-efo")
+        .send()
+        .await
+        .context("RegisterStreamConsumer")?;
+    let consumer_arn = registered.consumer().context("no consumer")?.consumer_arn().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let described = client.describe_stream_consumer().consumer_arn(&consumer_arn).send().await?;
+        if described.consumer_description().map(|d| d.consumer_status()) == Some(&ConsumerStatus::Active) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("consumer did not become ACTIVE within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let origin = Instant::now();
+    let expected = args.efo_records as u64;
+    let received = Arc::new(AtomicU64::new(0));
+    let latency = Arc::new(std::sync::Mutex::new(histogram()?));
+    let mut readers = Vec::new();
+    for shard in shard_ids {
+        let mut subscription = client
+            .subscribe_to_shard()
+            .consumer_arn(&consumer_arn)
+            .shard_id(shard)
+            .starting_position(StartingPosition::builder().r#type(ShardIteratorType::Latest).build()?)
+            .send()
+            .await
+            .context("SubscribeToShard")?;
+        let (received, latency) = (received.clone(), latency.clone());
+        readers.push(tokio::spawn(async move {
+            while received.load(Ordering::Relaxed) < expected {
+                let Ok(Ok(Some(event))) =
+                    tokio::time::timeout(Duration::from_secs(10), subscription.event_stream.recv()).await
+                else {
+                    break;
+                };
+                let SubscribeToShardEventStream::SubscribeToShardEvent(event) = event else { continue };
+                let now = micros(origin.elapsed());
+                for record in event.records() {
+                    let Some(stamp) = record.data().as_ref().get(..8) else { continue };
+                    let sent = u64::from_be_bytes(stamp.try_into().unwrap_or_default());
+                    let mut histogram = latency.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = histogram.record(now.saturating_sub(sent).max(1));
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let bar = ProgressBar::new(expected);
+    bar.set_style(ProgressStyle::with_template("fan-out {bar:30} {pos}/{len}")?);
+    let mut data = payload(args.record_size.max(8));
+    for _ in 0..expected {
+        data[..8].copy_from_slice(&micros(origin.elapsed()).to_be_bytes());
+        client
+            .put_record()
+            .stream_name(&args.stream)
+            .partition_key(partition_key())
+            .data(Blob::new(data.clone()))
+            .send()
+            .await
+            .context("PutRecord")?;
+        bar.inc(1);
+    }
+    for reader in readers {
+        reader.await?;
+    }
+    bar.finish_and_clear();
+    client.deregister_stream_consumer().consumer_arn(&consumer_arn).send().await.context("DeregisterStreamConsumer")?;
+    let got = received.load(Ordering::Relaxed);
+    if got != expected {
+        bail!("enhanced fan-out delivered {got} of {expected} records");
+    }
+    let histogram = latency.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok((expected, histogram))
+}
+
 async fn read_back(client: &aws_sdk_kinesis::Client, iterators: Vec<String>) -> anyhow::Result<(u64, u64, f64)> {
     let bar = ProgressBar::new_spinner();
     bar.set_message("reading back");
@@ -345,4 +457,7 @@ fn print_table(s: &Summary) {
     println!("  {:<28} {:>14}", "read-back MB/s", format!("{:.1}", s.read_mb_per_second));
     println!("  {:<28} {:>14}", "read-back records", s.read_records);
     println!("  {:<28} {:>14}", "read == acknowledged", s.read_matches_acknowledged);
+    if let Some(efo) = &s.efo_latency {
+        row("put→SubscribeToShard ms", efo);
+    }
 }

@@ -1,0 +1,22 @@
+//! `shardctl bench` end to end against a real server, small: every acknowledged record is read
+//! back, and `--efo` receives every record through SubscribeToShard.
+
+use shardline_tests::{shardctl_binary, Server};
+
+#[tokio::test]
+async fn bench_reads_back_everything_and_measures_fan_out() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &[])?;
+    let output = tokio::process::Command::new(shardctl_binary()?)
+        .args(["bench", "--endpoint", &server.endpoint, "--shards", "2", "--duration", "1s", "--producers", "2"])
+        .args(["--batch", "50", "--single-puts", "20", "--record-size", "64", "--efo", "--efo-records", "50", "--json"])
+        .output()
+        .await?;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    assert_eq!(summary["read_matches_acknowledged"], true, "{summary}");
+    assert!(summary["records_acknowledged"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(summary["efo_latency"]["calls"], 50, "{summary}");
+    assert!(summary["efo_latency"]["p99_ms"].as_f64().unwrap_or(f64::MAX) < 1000.0, "{summary}");
+    Ok(())
+}
