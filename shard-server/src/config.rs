@@ -27,6 +27,8 @@ pub struct Config {
     pub shard_limit: u32,
     /// Whether streams enforce per-shard throughput limits unless they say otherwise.
     pub throughput_limits: bool,
+    /// How long one SubscribeToShard call lasts (Kinesis: 5 minutes).
+    pub subscription_lifetime: Duration,
 }
 
 impl Config {
@@ -41,6 +43,7 @@ impl Config {
             retention_check_interval: Duration::from_secs(60),
             shard_limit: DEFAULT_SHARD_LIMIT,
             throughput_limits: false,
+            subscription_lifetime: Duration::from_secs(300),
         }
     }
 }

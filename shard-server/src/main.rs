@@ -42,6 +42,9 @@ struct Cli {
     /// and 5 reads/s out) on every stream that does not set its own switch.
     #[arg(long, env = "SHARDLINE_THROUGHPUT_LIMITS")]
     throughput_limits: bool,
+    /// Seconds one SubscribeToShard call lasts (Kinesis: 300).
+    #[arg(long, env = "SHARDLINE_SUBSCRIPTION_LIFETIME_SECS", default_value_t = 300)]
+    subscription_lifetime_secs: u64,
     /// Seconds between passes deleting expired records from disk.
     #[arg(long, env = "SHARDLINE_RETENTION_CHECK_SECS", default_value_t = 60)]
     retention_check_secs: u64,
@@ -64,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
     config.account_id = cli.account_id;
     config.shard_limit = cli.shard_limit;
     config.throughput_limits = cli.throughput_limits;
+    config.subscription_lifetime = Duration::from_secs(cli.subscription_lifetime_secs.max(1));
     config.iterator_ttl = Duration::from_secs(cli.iterator_ttl_secs);
     config.stream_transition = Duration::from_millis(cli.stream_transition_ms);
     config.retention_check_interval = Duration::from_secs(cli.retention_check_secs.max(1));

@@ -14,8 +14,6 @@ use crate::sequence::SequenceNumber;
 use crate::shard::{self, ReadLimits, StoredRecord};
 use crate::stream::{ShardDef, Stream, StreamStatus};
 
-/// How long one SubscribeToShard call lasts before the client must call again.
-pub const SUBSCRIPTION_LIFETIME: Duration = Duration::from_secs(300);
 /// Longest quiet period before an empty event tells the client where it stands.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Records per pushed event at most.
@@ -165,7 +163,7 @@ impl Node {
 
     /// Opens a push subscription of an ACTIVE consumer to one shard. Events arrive on the
     /// returned channel as soon as records are durable, a heartbeat after [`HEARTBEAT`] of
-    /// quiet, and the channel closes after [`SUBSCRIPTION_LIFETIME`], at the shard's end, or
+    /// quiet, and the channel closes after the configured lifetime (5 minutes), at the shard's end, or
     /// at shutdown. A second subscription of the same consumer to the same shard is refused
     /// while the first is open.
     pub fn subscribe(
@@ -205,7 +203,7 @@ impl Node {
         })?;
         let (sender, receiver) = mpsc::channel(4);
         let node = self.clone();
-        let deadline = Some(tokio::time::Instant::now() + SUBSCRIPTION_LIFETIME);
+        let deadline = Some(tokio::time::Instant::now() + self.config.subscription_lifetime);
         self.tasks.spawn(async move { node.push_events(stream, index, position, Some(slot), deadline, sender).await });
         Ok(receiver)
     }

@@ -28,7 +28,7 @@ use crate::{retention, stream};
 mod consumers;
 mod settings;
 
-pub use consumers::{ConsumerView, SubscriptionEvent, HEARTBEAT, SUBSCRIPTION_LIFETIME};
+pub use consumers::{ConsumerView, SubscriptionEvent, HEARTBEAT};
 pub use settings::{AccountLimits, MonitoringChange};
 
 /// Most payload bytes one GetRecords call returns (10 MiB, as Kinesis).

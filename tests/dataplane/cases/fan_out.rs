@@ -149,3 +149,68 @@ async fn subscribe_to_shard_pushes_new_records_and_ends_with_child_shards() -> a
     assert_eq!(children, vec!["shardId-000000000001", "shardId-000000000002"]);
     Ok(())
 }
+
+/// SubscribeToShard over HTTP/2 with prior knowledge (as the Java SDK's Netty client speaks
+/// it), decoded frame by frame: initial-response first, then events; the call ends by itself
+/// after the subscription lifetime.
+#[tokio::test]
+async fn subscribe_to_shard_over_http2_ends_after_its_lifetime() -> anyhow::Result<()> {
+    use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &["--subscription-lifetime-secs", "2"])?;
+    let client = server.client();
+    create_active_stream(&client, "h2", 1).await?;
+    let stream_arn = format!("arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/h2");
+    let consumer = active_consumer(&client, &stream_arn, "raw").await?;
+    client.put_record().stream_name("h2").partition_key("k").data(Blob::new("stored")).send().await?;
+
+    let http2 = reqwest::Client::builder().http2_prior_knowledge().build()?;
+    let body = serde_json::json!({
+        "ConsumerARN": consumer,
+        "ShardId": "shardId-000000000000",
+        "StartingPosition": {"Type": "TRIM_HORIZON"},
+    });
+    let started = Instant::now();
+    let mut response = http2
+        .post(&server.endpoint)
+        .header("X-Amz-Target", "Kinesis_20131202.SubscribeToShard")
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .body(body.to_string())
+        .send()
+        .await?;
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/vnd.amazon.eventstream")
+    );
+    let mut decoder = MessageFrameDecoder::new();
+    let mut buffer = bytes::BytesMut::new();
+    let mut kinds = Vec::new();
+    let mut data = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        buffer.extend_from_slice(&chunk);
+        while let DecodedFrame::Complete(message) = decoder.decode_frame(&mut buffer)? {
+            let event_type = message.headers().iter().find(|h| h.name().as_str() == ":event-type");
+            let kind =
+                event_type.and_then(|h| h.value().as_string().ok()).map(|s| s.as_str().to_owned()).unwrap_or_default();
+            if kind == "SubscribeToShardEvent" {
+                let payload: serde_json::Value = serde_json::from_slice(message.payload())?;
+                data.extend(
+                    payload["Records"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|r| r["Data"].as_str().unwrap_or_default().to_owned()),
+                );
+            }
+            kinds.push(kind);
+        }
+    }
+    let lasted = started.elapsed();
+    assert_eq!(kinds.first().map(String::as_str), Some("initial-response"));
+    assert!(kinds.iter().skip(1).all(|k| k == "SubscribeToShardEvent"), "{kinds:?}");
+    assert_eq!(data, vec!["c3RvcmVk"], "the stored record, base64 in the JSON payload");
+    assert!(lasted >= Duration::from_secs(2) && lasted < Duration::from_secs(8), "lasted {lasted:?}");
+    Ok(())
+}

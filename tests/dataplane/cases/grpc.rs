@@ -24,6 +24,15 @@ async fn active(admin: &mut AdminClient<Channel>, name: &str, shards: u32) -> an
     }
 }
 
+fn latest(stream: &str) -> pb::GetRecordsRequest {
+    pb::GetRecordsRequest {
+        stream_name: stream.into(),
+        shard_id: "shardId-000000000000".into(),
+        position: pb::StartingPosition::Latest.into(),
+        ..Default::default()
+    }
+}
+
 fn entry(key: &str, data: &str) -> pb::PutRecordEntry {
     pb::PutRecordEntry { partition_key: key.into(), explicit_hash_key: None, data: data.as_bytes().to_vec() }
 }
@@ -78,15 +87,7 @@ async fn grpc_puts_reads_and_subscribes_on_the_kinesis_port() -> anyhow::Result<
     assert_eq!(after.records.len(), 1);
     assert_eq!(after.records[0].data, b"second");
 
-    let mut subscription = records
-        .subscribe(pb::GetRecordsRequest {
-            stream_name: "rpc".into(),
-            shard_id: "shardId-000000000000".into(),
-            position: pb::StartingPosition::Latest.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let mut subscription = records.subscribe(latest("rpc")).await?.into_inner();
     records.put(pb::PutRecordRequest { stream_name: "rpc".into(), record: Some(entry("k", "pushed")) }).await?;
     let mut pushed = Vec::new();
     while pushed.is_empty() {
@@ -94,15 +95,7 @@ async fn grpc_puts_reads_and_subscribes_on_the_kinesis_port() -> anyhow::Result<
         pushed.extend(event.records.into_iter().map(|r| r.data));
     }
     assert_eq!(pushed, vec![b"pushed".to_vec()]);
-    let mut open_subscription = records
-        .subscribe(pb::GetRecordsRequest {
-            stream_name: "rpc".into(),
-            shard_id: "shardId-000000000000".into(),
-            position: pb::StartingPosition::Latest.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let mut open_subscription = records.subscribe(latest("rpc")).await?.into_inner();
 
     // Errors carry the Kinesis type.
     let missing =

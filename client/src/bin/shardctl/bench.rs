@@ -292,6 +292,19 @@ async fn ingest(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::R
     Ok((acknowledged.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), seconds, latency))
 }
 
+/// One PutRecord of `data` under a random partition key.
+async fn put_one(client: &aws_sdk_kinesis::Client, stream: &str, data: &[u8]) -> anyhow::Result<()> {
+    client
+        .put_record()
+        .stream_name(stream)
+        .partition_key(partition_key())
+        .data(Blob::new(data.to_vec()))
+        .send()
+        .await
+        .context("PutRecord")?;
+    Ok(())
+}
+
 async fn single_puts(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::Result<(u64, Histogram<u64>)> {
     let bar = ProgressBar::new(args.single_puts as u64);
     bar.set_style(ProgressStyle::with_template("PutRecord {bar:30} {pos}/{len}")?);
@@ -299,14 +312,7 @@ async fn single_puts(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyh
     let data = payload(args.record_size);
     for _ in 0..args.single_puts {
         let sent = Instant::now();
-        client
-            .put_record()
-            .stream_name(&args.stream)
-            .partition_key(partition_key())
-            .data(Blob::new(data.clone()))
-            .send()
-            .await
-            .context("PutRecord")?;
+        put_one(client, &args.stream, &data).await?;
         latency.record(micros(sent.elapsed()))?;
         bar.inc(1);
     }
@@ -383,14 +389,7 @@ async fn fan_out_latency(
     let mut data = payload(args.record_size.max(8));
     for _ in 0..expected {
         data[..8].copy_from_slice(&micros(origin.elapsed()).to_be_bytes());
-        client
-            .put_record()
-            .stream_name(&args.stream)
-            .partition_key(partition_key())
-            .data(Blob::new(data.clone()))
-            .send()
-            .await
-            .context("PutRecord")?;
+        put_one(client, &args.stream, &data).await?;
         bar.inc(1);
     }
     for reader in readers {

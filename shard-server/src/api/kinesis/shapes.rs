@@ -155,3 +155,29 @@ impl Consumer {
         }
     }
 }
+
+/// A record as GetRecords and SubscribeToShardEvent return it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Record {
+    /// Sequence number.
+    pub sequence_number: String,
+    /// When the record arrived.
+    pub approximate_arrival_timestamp: crate::api::kinesis::codec::Timestamp,
+    /// Payload.
+    pub data: crate::api::kinesis::codec::Blob,
+    /// Partition key.
+    pub partition_key: String,
+}
+
+impl Record {
+    /// The shape of a stored record.
+    pub fn new(sequence_number: crate::sequence::SequenceNumber, record: crate::shard::StoredRecord) -> Self {
+        Record {
+            sequence_number: sequence_number.to_string(),
+            approximate_arrival_timestamp: crate::api::kinesis::codec::Timestamp(record.arrival_ms),
+            data: crate::api::kinesis::codec::Blob(record.data),
+            partition_key: record.partition_key,
+        }
+    }
+}

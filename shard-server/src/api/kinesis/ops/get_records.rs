@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::kinesis::codec::{Blob, Timestamp};
 use crate::api::kinesis::error::ApiError;
-use crate::api::kinesis::shapes::ChildShard;
+use crate::api::kinesis::shapes::{ChildShard, Record};
 use crate::api::kinesis::validate::Violations;
 use crate::node::Node;
 
@@ -33,15 +32,6 @@ pub struct Response {
     millis_behind_latest: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     child_shards: Vec<ChildShard>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Record {
-    sequence_number: String,
-    approximate_arrival_timestamp: Timestamp,
-    data: Blob,
-    partition_key: String,
 }
 
 impl Request {
@@ -72,16 +62,7 @@ impl Request {
             ApiError::internal()
         })??;
         Ok(Response {
-            records: page
-                .records
-                .into_iter()
-                .map(|(seq, r)| Record {
-                    sequence_number: seq.to_string(),
-                    approximate_arrival_timestamp: Timestamp(r.arrival_ms),
-                    data: Blob(r.data),
-                    partition_key: r.partition_key,
-                })
-                .collect(),
+            records: page.records.into_iter().map(|(seq, r)| Record::new(seq, r)).collect(),
             next_shard_iterator: page.next_iterator,
             millis_behind_latest: page.millis_behind_latest,
             child_shards: page.child_shards.iter().map(ChildShard::from).collect(),

@@ -11,10 +11,10 @@ use axum::body::Body;
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use crate::api::kinesis::codec::{Blob, Timestamp};
+use crate::api::kinesis::codec::Timestamp;
 use crate::api::kinesis::error::{ApiError, ErrorCode};
 use crate::api::kinesis::ops::get_shard_iterator::{parse_start, ITERATOR_TYPES};
-use crate::api::kinesis::shapes::ChildShard;
+use crate::api::kinesis::shapes::{ChildShard, Record};
 use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
 use crate::node::{Node, SubscriptionEvent};
 use crate::sequence::{self, SequenceNumber};
@@ -49,15 +49,6 @@ struct Event {
     millis_behind_latest: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     child_shards: Vec<ChildShard>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Record {
-    sequence_number: String,
-    approximate_arrival_timestamp: Timestamp,
-    data: Blob,
-    partition_key: String,
 }
 
 impl Request {
@@ -129,16 +120,7 @@ fn frame(message: &Message) -> bytes::Bytes {
 
 fn event_frame(event: SubscriptionEvent) -> bytes::Bytes {
     let payload = Event {
-        records: event
-            .records
-            .into_iter()
-            .map(|(seq, r)| Record {
-                sequence_number: seq.to_string(),
-                approximate_arrival_timestamp: Timestamp(r.arrival_ms),
-                data: Blob(r.data),
-                partition_key: r.partition_key,
-            })
-            .collect(),
+        records: event.records.into_iter().map(|(seq, r)| Record::new(seq, r)).collect(),
         continuation_sequence_number: event.continuation.to_string(),
         millis_behind_latest: event.millis_behind_latest,
         child_shards: event.child_shards.iter().map(ChildShard::from).collect(),
