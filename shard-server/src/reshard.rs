@@ -338,6 +338,15 @@ mod tests {
     }
 
     #[test]
+    fn closed_shards_are_listed_until_retention_has_passed() {
+        let mut d = def(1);
+        apply(&mut d, Change::Split { shard: 0, at: 1 << 100 }, &|_| 5, 1_000);
+        let listed = |d: &StreamDef, now| d.listed_shards(now).map(|s| s.index).collect::<Vec<_>>();
+        assert_eq!(listed(&d, 1_000 + d.retention_ms() - 1), vec![0, 1, 2]);
+        assert_eq!(listed(&d, 1_000 + d.retention_ms()), vec![1, 2]);
+    }
+
+    #[test]
     fn scaling_bounds_and_rate_are_enforced() {
         let mut d = def(4);
         assert!(matches!(validate(&d, Change::Scale { target: 9 }, "1", 0), Err(Error::InvalidArgument(_))));

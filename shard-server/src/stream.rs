@@ -184,6 +184,15 @@ impl StreamDef {
         self.shards.iter().filter(|s| s.is_open())
     }
 
+    /// Shards still listed at `now_ms`: open ones, and closed ones until every record they
+    /// hold has outlived the retention period, as Kinesis lists them.
+    pub fn listed_shards(&self, now_ms: u64) -> impl Iterator<Item = &ShardDef> {
+        let retention = self.retention_ms();
+        self.shards
+            .iter()
+            .filter(move |s| s.closed_at_ms.is_none_or(|closed| closed.saturating_add(retention) > now_ms))
+    }
+
     /// The open shard owning `hash_key`.
     pub fn route(&self, hash_key: u128) -> Option<&ShardDef> {
         self.open_shards().find(|s| s.hash_range.contains(hash_key))

@@ -210,9 +210,18 @@ impl Node {
     }
 
     /// Starts deleting a stream: DELETING now, data and definition gone shortly after.
-    pub fn delete_stream(self: &Arc<Self>, name: &str) -> Result<()> {
+    /// Registered consumers block the deletion unless `enforce_consumer_deletion` is set.
+    pub fn delete_stream(self: &Arc<Self>, name: &str, enforce_consumer_deletion: bool) -> Result<()> {
         let stream = self.catalog.get(name)?;
+        let account = self.config.account_id.clone();
         self.catalog.update(&stream, |def| match def.status {
+            _ if !enforce_consumer_deletion && !def.consumers.is_empty() && def.status != StreamStatus::Deleting => {
+                Err(Error::ResourceInUse(format!(
+                    "Stream {} under account {account} has {} registered consumers. Deregister them or set EnforceConsumerDeletion.",
+                    def.name,
+                    def.consumers.len()
+                )))
+            }
             StreamStatus::Active | StreamStatus::Updating => {
                 def.status = StreamStatus::Deleting;
                 Ok(())

@@ -12,4 +12,5 @@ mod retention;
 mod settings;
 mod streams;
 mod throttle;
+mod validation;
 mod wire;

@@ -93,7 +93,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::DeleteStreamRequest>,
     ) -> Result<Response<pb::DeleteStreamResponse>, Status> {
-        self.node.delete_stream(&request.into_inner().stream_name).map_err(from_error)?;
+        self.node.delete_stream(&request.into_inner().stream_name, true).map_err(from_error)?;
         Ok(Response::new(pb::DeleteStreamResponse {}))
     }
 

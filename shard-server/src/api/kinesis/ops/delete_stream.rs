@@ -16,8 +16,7 @@ pub struct Request {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
-    /// Accepted; no consumers exist yet that could block deletion.
-    #[allow(dead_code)]
+    /// Deletes registered consumers along with the stream; without it they block deletion.
     enforce_consumer_deletion: Option<bool>,
 }
 
@@ -28,7 +27,7 @@ impl Request {
         stream_ref::validate(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.finish()?;
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
-        node.delete_stream(&name)?;
+        node.delete_stream(&name, self.enforce_consumer_deletion == Some(true))?;
         Ok(())
     }
 }

@@ -63,7 +63,10 @@ impl Request {
         // A stream shows no shards while it is being created, as Kinesis does.
         let visible = match def.status {
             StreamStatus::Creating => Vec::new(),
-            _ => def.shards.iter().filter(|s| after.is_none_or(|after| s.index > after)).collect::<Vec<_>>(),
+            _ => def
+                .listed_shards(node.now_ms())
+                .filter(|s| after.is_none_or(|after| s.index > after))
+                .collect::<Vec<_>>(),
         };
         let has_more_shards = visible.len() > limit;
         Ok(Response {

@@ -167,8 +167,7 @@ impl Request {
         }
         let limit = usize::try_from(self.max_results.unwrap_or(DEFAULT_MAX_RESULTS)).unwrap_or(usize::MAX);
         let matching = def
-            .shards
-            .iter()
+            .listed_shards(now)
             .filter(|s| after.is_none_or(|after| s.index > after))
             .filter(|s| filter.as_ref().is_none_or(|f| f.admits(s, now.saturating_sub(def.retention_ms()))))
             .collect::<Vec<_>>();
