@@ -54,6 +54,9 @@ pub enum Error {
     /// An account or stream limit would be exceeded.
     #[error("{0}")]
     LimitExceeded(String),
+    /// A lease changed since the caller last saw it (compare-and-set failed).
+    #[error("{0}")]
+    LeaseConflict(String),
     /// A shard's throughput limit is exhausted (only when limits are on).
     #[error("{0}")]
     ThroughputExceeded(String),

@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod error;
 pub mod hash_range;
 pub mod iterator;
+pub mod lease;
 pub mod metrics;
 pub mod monitoring;
 pub mod node;

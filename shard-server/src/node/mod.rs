@@ -17,6 +17,7 @@ use crate::consumer::Subscriptions;
 use crate::error::{Error, Result};
 use crate::hash_range::hash_key;
 use crate::iterator::{IteratorCodec, IteratorError, ShardIterator};
+use crate::lease::LeaseTable;
 use crate::metrics::Metrics;
 use crate::reshard::{self, Change};
 use crate::sequence::SequenceNumber;
@@ -26,6 +27,7 @@ use crate::stream::{parse_shard_id, shard_id, Catalog, NewStream, ShardDef, Stre
 use crate::{retention, stream};
 
 mod consumers;
+mod leases;
 mod settings;
 
 pub use consumers::{ConsumerView, SubscriptionEvent, HEARTBEAT};
@@ -113,6 +115,7 @@ pub struct Node {
     iterators: IteratorCodec,
     clock: Arc<dyn Clock>,
     subscriptions: Arc<Subscriptions>,
+    leases: LeaseTable,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -136,6 +139,7 @@ impl Node {
         let metrics = Arc::new(Metrics::new());
         let appender = Appender::start(engine.clone(), clock.clone(), config.account_id.clone(), metrics.clone())
             .map_err(OpenError::Thread)?;
+        let leases = LeaseTable::new(engine.clone());
         let node = Arc::new(Self {
             config,
             engine,
@@ -144,6 +148,7 @@ impl Node {
             iterators,
             clock,
             subscriptions: Arc::default(),
+            leases,
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

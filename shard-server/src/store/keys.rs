@@ -9,6 +9,7 @@
 //! | records | `t`    | stream id (8) · shard index (4) · time ms (8) · counter (8) | empty  |
 //! | meta    | `s`    | stream id (8) · shard index (4)                 | last counter (8)   |
 //! | meta    | `m`    | name                                            | server metadata    |
+//! | leases  | `l`    | application · 0 · stream · 0 · shard index (4)  | lease (JSON)       |
 
 /// Prefix of stream definitions in the catalog family.
 pub const STREAM_PREFIX: u8 = b'c';
@@ -20,6 +21,9 @@ pub const TIME_INDEX_PREFIX: u8 = b't';
 pub const COUNTER_PREFIX: u8 = b's';
 /// Prefix of named server metadata in the meta family.
 pub const META_PREFIX: u8 = b'm';
+
+/// Prefix of leases in the leases family.
+pub const LEASE_PREFIX: u8 = b'l';
 
 /// Meta key of the secret that authenticates shard iterators.
 pub const ITERATOR_SECRET: &str = "iterator-secret";
@@ -100,6 +104,43 @@ pub fn stream_data_range(prefix: u8, stream_id: u64) -> (Vec<u8>, Vec<u8>) {
 /// Key of a shard's last assigned sequence counter.
 pub fn counter(stream_id: u64, shard: u32) -> Vec<u8> {
     shard_prefix(COUNTER_PREFIX, stream_id, shard)
+}
+
+fn lease_prefix(application: &str, stream: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(3 + application.len() + stream.len() + 4);
+    key.push(LEASE_PREFIX);
+    key.extend_from_slice(application.as_bytes());
+    key.push(0);
+    key.extend_from_slice(stream.as_bytes());
+    key.push(0);
+    key
+}
+
+/// Key of one lease. Application and stream names never contain a NUL byte.
+pub fn lease(application: &str, stream: &str, shard: u32) -> Vec<u8> {
+    let mut key = lease_prefix(application, stream);
+    key.extend_from_slice(&shard.to_be_bytes());
+    key
+}
+
+/// The half-open range of every lease of an application on a stream.
+pub fn lease_range(application: &str, stream: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = lease_prefix(application, stream);
+    let mut end = start.clone();
+    if let Some(last) = end.last_mut() {
+        *last = 1;
+    }
+    (start, end)
+}
+
+/// The half-open range of every lease of an application, on any stream.
+pub fn application_range(application: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut start = vec![LEASE_PREFIX];
+    start.extend_from_slice(application.as_bytes());
+    let mut end = start.clone();
+    start.push(0);
+    end.push(1);
+    (start, end)
 }
 
 /// Key of named server metadata.

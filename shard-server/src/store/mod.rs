@@ -49,11 +49,13 @@ pub enum Cf {
     Records,
     /// Server metadata: secrets, id allocators, sequence counters.
     Meta,
+    /// Consumer applications' leases and checkpoints.
+    Leases,
 }
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 3] = [Cf::Catalog, Cf::Records, Cf::Meta];
+    pub const ALL: [Cf; 4] = [Cf::Catalog, Cf::Records, Cf::Meta, Cf::Leases];
 
     /// The on-disk name of the column family.
     pub const fn name(self) -> &'static str {
@@ -61,6 +63,7 @@ impl Cf {
             Cf::Catalog => "catalog",
             Cf::Records => "records",
             Cf::Meta => "meta",
+            Cf::Leases => "leases",
         }
     }
 }

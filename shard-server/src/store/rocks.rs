@@ -40,7 +40,7 @@ fn family_options(cf: Cf) -> Options {
             table.set_block_size(64 << 10);
             opts.set_block_based_table_factory(&table);
         }
-        Cf::Catalog | Cf::Meta => {
+        Cf::Catalog | Cf::Meta | Cf::Leases => {
             opts.set_compression_type(DBCompressionType::Lz4);
         }
     }

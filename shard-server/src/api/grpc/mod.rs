@@ -4,12 +4,14 @@
 //! `x-shardline-error` metadata entry, so both fronts report a failure the same way.
 
 pub mod admin;
+pub mod leases;
 pub mod records;
 
 use std::sync::Arc;
 
 use axum::Router;
 use shardline_proto::v1::admin_server::AdminServer;
+use shardline_proto::v1::leases_server::LeasesServer;
 use shardline_proto::v1::records_server::RecordsServer;
 use tonic::{Code, Status};
 
@@ -27,7 +29,8 @@ pub fn routes(router: Router, node: Arc<Node>) -> Router {
             "/shardline.v1.Records/{*method}",
             RecordsServer::new(records::RecordsService::new(node.clone())),
         )
-        .route_service("/shardline.v1.Admin/{*method}", AdminServer::new(admin::AdminService::new(node)))
+        .route_service("/shardline.v1.Admin/{*method}", AdminServer::new(admin::AdminService::new(node.clone())))
+        .route_service("/shardline.v1.Leases/{*method}", LeasesServer::new(leases::LeasesService::new(node)))
 }
 
 /// The gRPC status of a Kinesis-level error.
@@ -39,7 +42,7 @@ pub fn status(err: ApiError) -> Status {
         ErrorCode::ResourceInUse => Code::FailedPrecondition,
         ErrorCode::LimitExceeded | ErrorCode::ProvisionedThroughputExceeded => Code::ResourceExhausted,
         ErrorCode::ExpiredIterator | ErrorCode::ExpiredNextToken => Code::OutOfRange,
-        ErrorCode::DryRunOperation => Code::Aborted,
+        ErrorCode::DryRunOperation | ErrorCode::LeaseConflict => Code::Aborted,
         ErrorCode::RequestTooLarge => Code::ResourceExhausted,
         ErrorCode::InternalFailure => Code::Internal,
     };

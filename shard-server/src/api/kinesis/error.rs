@@ -25,6 +25,8 @@ pub enum ErrorCode {
     LimitExceeded,
     /// The shard's throughput limit is exhausted.
     ProvisionedThroughputExceeded,
+    /// A lease compare-and-set failed (lease table calls only).
+    LeaseConflict,
     /// The shard iterator has expired.
     ExpiredIterator,
     /// The pagination token has expired.
@@ -48,6 +50,7 @@ impl ErrorCode {
             ErrorCode::ResourceInUse => ("ResourceInUseException", StatusCode::BAD_REQUEST),
             ErrorCode::InvalidArgument => ("InvalidArgumentException", StatusCode::BAD_REQUEST),
             ErrorCode::LimitExceeded => ("LimitExceededException", StatusCode::BAD_REQUEST),
+            ErrorCode::LeaseConflict => ("LeaseConflictException", StatusCode::BAD_REQUEST),
             ErrorCode::ProvisionedThroughputExceeded => {
                 ("ProvisionedThroughputExceededException", StatusCode::BAD_REQUEST)
             }
@@ -108,6 +111,7 @@ impl From<Error> for ApiError {
             Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Error::LimitExceeded(_) => ErrorCode::LimitExceeded,
             Error::ThroughputExceeded(_) => ErrorCode::ProvisionedThroughputExceeded,
+            Error::LeaseConflict(_) => ErrorCode::LeaseConflict,
             Error::ExpiredIterator(_) => ErrorCode::ExpiredIterator,
             Error::ExpiredNextToken(_) => ErrorCode::ExpiredNextToken,
             Error::WritePathClosed(_) | Error::Store(_) => {

@@ -1,0 +1,94 @@
+//! `shardline.v1.Leases`: the lease table over gRPC.
+
+use std::sync::Arc;
+
+use shardline_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::{from_error, invalid};
+use crate::lease::{wire, Lease, LeaseChange};
+use crate::node::Node;
+
+/// The service over a node.
+#[derive(Debug, Clone)]
+pub struct LeasesService {
+    node: Arc<Node>,
+}
+
+impl LeasesService {
+    /// Serves `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    fn update(&self, request: pb::UpdateLeaseRequest, change: LeaseChange) -> Result<Response<pb::Lease>, Status> {
+        if request.owner.is_empty() {
+            return Err(invalid("owner must be set"));
+        }
+        let lease: Lease = self
+            .node
+            .update_lease(
+                &request.application,
+                &request.stream_name,
+                &request.shard_id,
+                request.expected_counter,
+                change,
+            )
+            .map_err(from_error)?;
+        Ok(Response::new(pb::Lease::from(&lease)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::leases_server::Leases for LeasesService {
+    async fn list_leases(
+        &self,
+        request: Request<pb::ListLeasesRequest>,
+    ) -> Result<Response<pb::ListLeasesResponse>, Status> {
+        let request = request.into_inner();
+        let initial = match request.initial_position.as_ref() {
+            Some(position) => wire::checkpoint(position).ok_or_else(|| invalid("initial_position has no kind"))?,
+            None => crate::lease::Checkpoint::TrimHorizon,
+        };
+        let leases = self.node.leases(&request.application, &request.stream_name, &initial).map_err(from_error)?;
+        Ok(Response::new(pb::ListLeasesResponse { leases: leases.iter().map(pb::Lease::from).collect() }))
+    }
+
+    async fn take_lease(&self, request: Request<pb::UpdateLeaseRequest>) -> Result<Response<pb::Lease>, Status> {
+        let request = request.into_inner();
+        let owner = request.owner.clone();
+        self.update(request, LeaseChange::Take { owner })
+    }
+
+    async fn renew_lease(&self, request: Request<pb::UpdateLeaseRequest>) -> Result<Response<pb::Lease>, Status> {
+        let request = request.into_inner();
+        let owner = request.owner.clone();
+        self.update(request, LeaseChange::Renew { owner })
+    }
+
+    async fn evict_lease(&self, request: Request<pb::UpdateLeaseRequest>) -> Result<Response<pb::Lease>, Status> {
+        let request = request.into_inner();
+        let owner = request.owner.clone();
+        self.update(request, LeaseChange::Evict { owner })
+    }
+
+    async fn checkpoint(&self, request: Request<pb::CheckpointRequest>) -> Result<Response<pb::Lease>, Status> {
+        let request = request.into_inner();
+        let lease = request.lease.ok_or_else(|| invalid("lease must be set"))?;
+        let message = request.checkpoint.ok_or_else(|| invalid("checkpoint must be set"))?;
+        let checkpoint = wire::checkpoint(&message).ok_or_else(|| invalid("checkpoint has no kind"))?;
+        let owner = lease.owner.clone();
+        self.update(
+            lease,
+            LeaseChange::Checkpoint { owner, checkpoint, sub_sequence_number: message.sub_sequence_number },
+        )
+    }
+
+    async fn delete_application(
+        &self,
+        request: Request<pb::DeleteApplicationRequest>,
+    ) -> Result<Response<pb::DeleteApplicationResponse>, Status> {
+        let deleted = self.node.delete_application(&request.into_inner().application).map_err(from_error)?;
+        Ok(Response::new(pb::DeleteApplicationResponse { deleted: u32::try_from(deleted).unwrap_or(u32::MAX) }))
+    }
+}
