@@ -1,4 +1,7 @@
-//! Shardline's Rust client. The producer and consumer worker arrive with the client issue;
-//! today it holds the Kinesis connection helper that `shardctl` uses.
+//! Shardline's Rust client: a KPL-like [`producer`] (aggregation, batching, retries), a
+//! KCL-like [`consumer`] worker (leases in the shard-servers, failover, balancing,
+//! checkpoints), and the Kinesis connection helper.
 
+pub mod consumer;
 pub mod kinesis;
+pub mod producer;

@@ -83,6 +83,9 @@ pub struct RecordsPage {
     /// The shard's children, once the iterator has read a closed shard to its end (then there
     /// is no next iterator).
     pub child_shards: Vec<ShardDef>,
+    /// Where a stateless reader continues: after this sequence number (the last record read,
+    /// or the position before the iterator's when nothing was read).
+    pub continuation: SequenceNumber,
 }
 
 /// Why opening a data directory failed.
@@ -589,6 +592,7 @@ impl Node {
             next_iterator,
             millis_behind_latest,
             child_shards,
+            continuation: SequenceNumber::new(iterator.shard, slice.next_position.saturating_sub(1)),
         })
     }
 

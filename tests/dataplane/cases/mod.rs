@@ -1,5 +1,6 @@
 mod bench;
 mod cbor;
+mod consumer;
 mod crash;
 mod fan_out;
 mod grpc;

@@ -73,8 +73,8 @@ fn record(seq: SequenceNumber, r: crate::shard::StoredRecord) -> pb::Record {
     }
 }
 
-fn page(page: RecordsPage, from: &str) -> pb::GetRecordsResponse {
-    let continuation = page.records.last().map_or_else(|| from.to_owned(), |(seq, _)| seq.to_string());
+fn page(page: RecordsPage) -> pb::GetRecordsResponse {
+    let continuation = page.continuation.to_string();
     pb::GetRecordsResponse {
         child_shard_ids: page.child_shards.iter().map(|s| s.id()).collect(),
         records: page.records.into_iter().map(|(seq, r)| record(seq, r)).collect(),
@@ -169,7 +169,7 @@ impl pb::records_server::Records for RecordsService {
             .await
             .map_err(|err| Status::internal(err.to_string()))?
             .map_err(from_error)?;
-        Ok(Response::new(page(read, &request.sequence_number)))
+        Ok(Response::new(page(read)))
     }
 
     type SubscribeStream = EventStream;

@@ -1,0 +1,217 @@
+//! Processing one leased shard: fetch from the checkpoint, take KPL aggregates apart, hand
+//! batches to the processor, and end with SHARD_END, a lost lease, or a shutdown.
+
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::records_client::RecordsClient;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use super::{Checkpointer, ConsumedRecord, Position, ProcessRecordsInput, Retrieval, ShardRecordProcessor};
+use crate::producer::aggregation::deaggregate;
+
+/// How a shard's processing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// Read to its end and checkpointed SHARD_END.
+    ShardEnd,
+    /// The lease went to another worker.
+    LeaseLost,
+    /// The worker is shutting down.
+    Shutdown,
+}
+
+pub(super) struct ShardConsumer<P> {
+    pub processor: P,
+    pub records: RecordsClient<Channel>,
+    pub stream: String,
+    pub shard_id: String,
+    pub position: Position,
+    pub checkpointer: Checkpointer,
+    pub retrieval: Retrieval,
+    /// Cancelled when the lease is lost.
+    pub lost: CancellationToken,
+    /// Cancelled when the worker shuts down.
+    pub stop: CancellationToken,
+}
+
+/// The first request for `position`, and how many sub-records of its first record to skip.
+fn request(
+    stream: &str,
+    shard: &str,
+    position: &Position,
+    limit: u32,
+) -> (pb::GetRecordsRequest, Option<(String, u64)>) {
+    use pb::StartingPosition as S;
+    let mut request =
+        pb::GetRecordsRequest { stream_name: stream.into(), shard_id: shard.into(), limit, ..Default::default() };
+    let mut skip = None;
+    match position {
+        Position::TrimHorizon | Position::ShardEnd => request.position = S::TrimHorizon.into(),
+        Position::Latest => request.position = S::Latest.into(),
+        Position::AtTimestamp(ms) => {
+            request.position = S::AtTimestamp.into();
+            request.timestamp_ms = i64::try_from(*ms).unwrap_or(i64::MAX);
+        }
+        Position::After { sequence_number, sub_sequence_number } => {
+            request.sequence_number = sequence_number.clone();
+            if *sub_sequence_number > 0 {
+                // Resume inside an aggregate: read it again and skip what was checkpointed.
+                request.position = S::AtSequenceNumber.into();
+                skip = Some((sequence_number.clone(), *sub_sequence_number));
+            } else {
+                request.position = S::AfterSequenceNumber.into();
+            }
+        }
+    }
+    (request, skip)
+}
+
+/// User records of a batch, with aggregates taken apart and already-processed sub-records of
+/// the resume point skipped.
+fn user_records(records: Vec<pb::Record>, skip: &mut Option<(String, u64)>) -> Vec<ConsumedRecord> {
+    let mut out = Vec::new();
+    for record in records {
+        let skip_through = match skip.take() {
+            Some((seq, sub)) if seq == record.sequence_number => Some(sub),
+            other => {
+                *skip = other;
+                None
+            }
+        };
+        match deaggregate(&record.data) {
+            Some(users) => {
+                for (index, user) in users.into_iter().enumerate() {
+                    let sub = index as u64;
+                    if skip_through.is_some_and(|through| sub <= through) {
+                        continue;
+                    }
+                    out.push(ConsumedRecord {
+                        sequence_number: record.sequence_number.clone(),
+                        sub_sequence_number: sub,
+                        aggregated: true,
+                        partition_key: user.partition_key,
+                        data: user.data,
+                        approximate_arrival_ms: record.approximate_arrival_timestamp_ms,
+                    });
+                }
+            }
+            None if skip_through.is_some() => {}
+            None => out.push(ConsumedRecord {
+                sequence_number: record.sequence_number,
+                sub_sequence_number: 0,
+                aggregated: false,
+                partition_key: record.partition_key,
+                data: record.data,
+                approximate_arrival_ms: record.approximate_arrival_timestamp_ms,
+            }),
+        }
+    }
+    out
+}
+
+impl<P: ShardRecordProcessor> ShardConsumer<P> {
+    pub(super) async fn run(mut self) -> Ending {
+        self.processor.initialize(&self.shard_id, &self.position).await;
+        let ending = match self.retrieval {
+            Retrieval::Polling { idle, max_records } => self.poll(idle, max_records).await,
+            Retrieval::FanOut => self.push().await,
+        };
+        match ending {
+            Ending::LeaseLost => self.processor.lease_lost().await,
+            Ending::Shutdown => self.processor.shutdown_requested(&self.checkpointer).await,
+            Ending::ShardEnd => {}
+        }
+        ending
+    }
+
+    /// Hands one response to the processor; returns the ending when the shard is done.
+    async fn deliver(&mut self, response: pb::GetRecordsResponse, skip: &mut Option<(String, u64)>) -> Option<Ending> {
+        if self.lost.is_cancelled() {
+            return Some(Ending::LeaseLost);
+        }
+        let records = user_records(response.records, skip);
+        if let Some(last) = records.last() {
+            self.checkpointer.delivered(last.sequence_number.clone(), last.sub_sequence_number).await;
+            let input = ProcessRecordsInput {
+                records,
+                millis_behind_latest: response.millis_behind_latest,
+                checkpointer: &self.checkpointer,
+            };
+            self.processor.process_records(input).await;
+            if self.lost.is_cancelled() {
+                return Some(Ending::LeaseLost);
+            }
+        }
+        if !response.child_shard_ids.is_empty() {
+            self.processor.shard_ended(&self.checkpointer).await;
+            if self.lost.is_cancelled() {
+                return Some(Ending::LeaseLost);
+            }
+            return Some(Ending::ShardEnd);
+        }
+        None
+    }
+
+    async fn poll(&mut self, idle: std::time::Duration, max_records: u32) -> Ending {
+        let (mut request, mut skip) = request(&self.stream, &self.shard_id, &self.position, max_records);
+        loop {
+            let response = tokio::select! {
+                _ = self.lost.cancelled() => return Ending::LeaseLost,
+                _ = self.stop.cancelled() => return Ending::Shutdown,
+                response = self.records.get_records(request.clone()) => response,
+            };
+            let response = match response {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    tracing::warn!(shard = %self.shard_id, cause = %status, "GetRecords failed; retrying");
+                    tokio::time::sleep(idle).await;
+                    continue;
+                }
+            };
+            let empty = response.records.is_empty();
+            if !response.continuation_sequence_number.is_empty() {
+                request.position = pb::StartingPosition::AfterSequenceNumber.into();
+                request.sequence_number = response.continuation_sequence_number.clone();
+            }
+            if let Some(ending) = self.deliver(response, &mut skip).await {
+                return ending;
+            }
+            if empty {
+                tokio::select! {
+                    _ = self.lost.cancelled() => return Ending::LeaseLost,
+                    _ = self.stop.cancelled() => return Ending::Shutdown,
+                    _ = tokio::time::sleep(idle) => {}
+                }
+            }
+        }
+    }
+
+    async fn push(&mut self) -> Ending {
+        let (mut request, mut skip) = request(&self.stream, &self.shard_id, &self.position, 10_000);
+        loop {
+            let mut events = match self.records.subscribe(request.clone()).await {
+                Ok(stream) => stream.into_inner(),
+                Err(status) => {
+                    tracing::warn!(shard = %self.shard_id, cause = %status, "Subscribe failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            loop {
+                let event = tokio::select! {
+                    _ = self.lost.cancelled() => return Ending::LeaseLost,
+                    _ = self.stop.cancelled() => return Ending::Shutdown,
+                    event = events.message() => event,
+                };
+                let Ok(Some(event)) = event else { break };
+                if !event.continuation_sequence_number.is_empty() {
+                    request.position = pb::StartingPosition::AfterSequenceNumber.into();
+                    request.sequence_number = event.continuation_sequence_number.clone();
+                }
+                if let Some(ending) = self.deliver(event, &mut skip).await {
+                    return ending;
+                }
+            }
+        }
+    }
+}
