@@ -6,6 +6,7 @@ mod fan_out;
 mod grpc;
 mod iterators;
 mod metrics;
+mod producer;
 mod records;
 mod reshard;
 mod restart;
