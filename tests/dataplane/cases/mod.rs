@@ -12,6 +12,7 @@ mod reshard;
 mod restart;
 mod retention;
 mod settings;
+mod shardctl;
 mod streams;
 mod throttle;
 mod validation;

@@ -20,21 +20,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, RngCore};
 use serde::Serialize;
 
+mod consumers;
+
 /// Options of `shardctl bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Kinesis endpoint to measure.
     #[arg(long, env = "SHARDLINE_ENDPOINT", default_value = "http://127.0.0.1:4567")]
-    endpoint: String,
+    pub(crate) endpoint: String,
     /// Stream to use; created (and deleted afterwards) when it does not exist.
     #[arg(long, default_value = "shardctl-bench")]
-    stream: String,
+    pub(crate) stream: String,
     /// Shards of the stream when it is created.
     #[arg(long, default_value_t = 4)]
     shards: i32,
     /// Bytes of data per record.
     #[arg(long, default_value_t = 1024)]
-    record_size: usize,
+    pub(crate) record_size: usize,
     /// Length of the ingest phase, e.g. `10s`.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -53,6 +55,12 @@ pub struct BenchArgs {
     /// Records put one by one in the enhanced fan-out phase.
     #[arg(long, default_value_t = 2000)]
     efo_records: usize,
+    /// Also measure put→processed latency through this many consumer workers (0: skip).
+    #[arg(long, default_value_t = 0)]
+    consumers: usize,
+    /// Records put one by one in the consumer phase.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) consumer_records: usize,
     /// Region to sign requests for.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -110,13 +118,16 @@ struct Summary {
     /// Put→receive latency through SubscribeToShard, with `--efo`.
     #[serde(skip_serializing_if = "Option::is_none")]
     efo_latency: Option<Latency>,
+    /// Put→processed latency through `--consumers` workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_latency: Option<Latency>,
 }
 
-fn histogram() -> anyhow::Result<Histogram<u64>> {
+pub(crate) fn histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")
 }
 
-fn micros(elapsed: Duration) -> u64 {
+pub(crate) fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -153,9 +164,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         false => (0, None),
     };
+    let (consumer_acknowledged, consumer_latency) = match args.consumers {
+        0 => (0, None),
+        workers => {
+            let (records, latency) = consumers::latency(&client, &args, workers, shard_ids.len()).await?;
+            (records, Some(Latency::of(&latency)))
+        }
+    };
     let (acknowledged, failed, ingest_seconds, put_records_latency) = ingest(&client, &args).await?;
     let (read_records, read_bytes, read_seconds) = read_back(&client, iterators).await?;
-    let total_acknowledged = acknowledged + single_acknowledged + efo_acknowledged;
+    let total_acknowledged = acknowledged + single_acknowledged + efo_acknowledged + consumer_acknowledged;
 
     let summary = Summary {
         endpoint: args.endpoint.clone(),
@@ -176,6 +194,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         read_mb_per_second: read_bytes as f64 / read_seconds / 1e6,
         read_matches_acknowledged: read_records == total_acknowledged,
         efo_latency,
+        consumer_latency,
     };
     if created && !args.keep_stream {
         client.delete_stream().stream_name(&args.stream).send().await.context("DeleteStream")?;
@@ -220,7 +239,7 @@ fn partition_key() -> String {
     format!("{:032x}", rand::rng().random::<u128>())
 }
 
-fn payload(size: usize) -> Vec<u8> {
+pub(crate) fn payload(size: usize) -> Vec<u8> {
     let mut data = vec![0u8; size];
     rand::rng().fill_bytes(&mut data);
     data
@@ -293,7 +312,7 @@ async fn ingest(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::R
 }
 
 /// One PutRecord of `data` under a random partition key.
-async fn put_one(client: &aws_sdk_kinesis::Client, stream: &str, data: &[u8]) -> anyhow::Result<()> {
+pub(crate) async fn put_one(client: &aws_sdk_kinesis::Client, stream: &str, data: &[u8]) -> anyhow::Result<()> {
     client
         .put_record()
         .stream_name(stream)
@@ -458,5 +477,8 @@ fn print_table(s: &Summary) {
     println!("  {:<28} {:>14}", "read == acknowledged", s.read_matches_acknowledged);
     if let Some(efo) = &s.efo_latency {
         row("put→SubscribeToShard ms", efo);
+    }
+    if let Some(consumer) = &s.consumer_latency {
+        row("put→worker processed ms", consumer);
     }
 }
