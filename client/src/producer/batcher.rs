@@ -1,7 +1,7 @@
 //! The producer's background task: routing to predicted shards, aggregation, batching into
 //! PutRecords calls, per-shard rate limits, ordered mode, retries and flushes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,8 @@ struct Outgoing {
     data: Vec<u8>,
     shard: String,
     members: Vec<Member>,
+    /// Partition keys of the user records inside.
+    keys: Vec<String>,
     attempts: u32,
     queued: Instant,
     deadline: Instant,
@@ -51,6 +53,7 @@ impl Outgoing {
 struct OpenAggregate {
     aggregator: Aggregator,
     members: Vec<Member>,
+    keys: Vec<String>,
     partition_key: String,
     explicit_hash_key: String,
     opened: Instant,
@@ -75,7 +78,8 @@ pub(super) struct Batcher {
     open: HashMap<String, OpenAggregate>,
     ready: VecDeque<Outgoing>,
     in_flight: JoinSet<CallResult>,
-    busy_shards: HashMap<String, usize>,
+    /// Ordered mode: partition keys with a record in flight.
+    busy_keys: HashSet<String>,
     buckets: HashMap<String, Bucket>,
     flush_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -100,7 +104,7 @@ impl Batcher {
             open: HashMap::new(),
             ready: VecDeque::new(),
             in_flight: JoinSet::new(),
-            busy_shards: HashMap::new(),
+            busy_keys: HashSet::new(),
             buckets: HashMap::new(),
             flush_waiters: Vec::new(),
         }
@@ -179,6 +183,7 @@ impl Batcher {
         let single = record.partition_key.len() + record.data.len();
         if !self.config.aggregation || single + 64 > self.config.max_aggregate_bytes {
             self.ready.push_back(Outgoing {
+                keys: vec![record.partition_key.clone()],
                 partition_key: record.partition_key,
                 explicit_hash_key: record.explicit_hash_key,
                 data: record.data,
@@ -201,12 +206,16 @@ impl Batcher {
         let open = self.open.entry(shard).or_insert_with(|| OpenAggregate {
             aggregator: Aggregator::default(),
             members: Vec::new(),
+            keys: Vec::new(),
             partition_key: record.partition_key.clone(),
             explicit_hash_key: hash.to_string(),
             opened: now,
             deadline,
         });
         open.deadline = open.deadline.min(deadline);
+        if !open.keys.contains(&record.partition_key) {
+            open.keys.push(record.partition_key.clone());
+        }
         let sub_sequence_number = open.aggregator.add(record);
         open.members.push(Member { reply, sub_sequence_number });
     }
@@ -219,6 +228,7 @@ impl Batcher {
             data: open.aggregator.finish(),
             shard: shard.to_owned(),
             members: open.members,
+            keys: open.keys,
             attempts: 0,
             queued: open.opened,
             deadline: open.deadline,
@@ -273,20 +283,24 @@ impl Batcher {
             }
             let mut batch = Vec::new();
             let (mut batch_bytes, mut kept) = (0, VecDeque::new());
-            let mut claimed: Vec<String> = Vec::new();
+            // Ordered mode: a partition key has one record in flight at a time, and a record
+            // waits while an earlier one of its keys waits, so retries cannot reorder a key.
+            let mut blocked: HashSet<String> = HashSet::new();
             while let Some(record) = self.ready.pop_front() {
                 let fits = batch.len() < self.config.max_batch_records.clamp(1, 500)
                     && batch_bytes + record.size() <= self.config.max_batch_bytes;
-                // Ordered mode: one call per shard in flight; within a call a shard's records keep
-                // their request order.
-                let ordered_busy = self.config.ordered && self.busy_shards.get(&record.shard).is_some_and(|n| *n > 0);
-                if record.not_before > now || !fits || ordered_busy || !self.admit(&record.shard, record.size(), now) {
+                let ordered_wait = self.config.ordered
+                    && record.keys.iter().any(|k| self.busy_keys.contains(k) || blocked.contains(k));
+                if record.not_before > now || !fits || ordered_wait || !self.admit(&record.shard, record.size(), now) {
+                    if self.config.ordered {
+                        blocked.extend(record.keys.iter().cloned());
+                    }
                     kept.push_back(record);
                     continue;
                 }
                 batch_bytes += record.size();
-                if !claimed.contains(&record.shard) {
-                    claimed.push(record.shard.clone());
+                if self.config.ordered {
+                    blocked.extend(record.keys.iter().cloned());
                 }
                 batch.push(record);
             }
@@ -294,8 +308,8 @@ impl Batcher {
             if batch.is_empty() {
                 return;
             }
-            for shard in &claimed {
-                *self.busy_shards.entry(shard.clone()).or_default() += 1;
+            if self.config.ordered {
+                self.busy_keys.extend(batch.iter().flat_map(|r| r.keys.iter().cloned()));
             }
             self.launch(batch);
         }
@@ -341,10 +355,9 @@ impl Batcher {
     }
 
     fn settle(&mut self, (batch, outcome): CallResult) {
-        let shards: Vec<String> = batch.iter().map(|r| r.shard.clone()).collect();
-        for shard in shards.iter().collect::<std::collections::HashSet<_>>() {
-            if let Some(n) = self.busy_shards.get_mut(shard.as_str()) {
-                *n = n.saturating_sub(1);
+        for record in &batch {
+            for key in &record.keys {
+                self.busy_keys.remove(key);
             }
         }
         match outcome {
@@ -397,7 +410,7 @@ impl Batcher {
             if code != "ProvisionedThroughputExceededException" {
                 self.stale_map = true;
             }
-            // Retries go first so that, in ordered mode, a shard's records keep their order.
+            // Retries go first so that, in ordered mode, a key's records keep their order.
             self.ready.push_front(record);
             return;
         }

@@ -67,7 +67,8 @@ pub struct ProducerConfig {
     pub max_buffered_records: usize,
     /// PutRecords calls in flight at once.
     pub max_in_flight: usize,
-    /// Keep each shard's records in order: at most one call per shard in flight.
+    /// Keep each partition key's records in order, retries included: a key has one record in
+    /// flight at a time.
     pub ordered: bool,
     /// Records per second sent to one shard (Kinesis accepts 1,000).
     pub shard_records_per_second: f64,

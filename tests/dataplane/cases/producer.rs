@@ -150,3 +150,32 @@ async fn throttled_records_are_retried_to_completion_without_duplicates() -> any
     assert_eq!(unique.len(), 3000);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_mode_keeps_each_keys_order_through_retries() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &["--throughput-limits"])?;
+    let client = shardline_tests::kinesis_client_without_retries(&server.endpoint);
+    create_active_stream(&client, "ordered", 1).await?;
+    let mut config = ProducerConfig::new("ordered");
+    config.aggregation = false;
+    config.ordered = true;
+    config.shard_records_per_second = 100_000.0;
+    config.linger = Duration::from_millis(5);
+    config.retry_base = Duration::from_millis(20);
+    let producer = Producer::new(client, config);
+    let mut pending = Vec::new();
+    for i in 0..3000 {
+        let key = format!("key-{}", i % 200);
+        pending.push((key.clone(), producer.put(key, None, format!("{i}")).await?));
+    }
+    producer.flush().await?;
+    let mut last: BTreeMap<String, u128> = BTreeMap::new();
+    for (key, answer) in pending {
+        let sequence: u128 = answer.await??.sequence_number.parse()?;
+        let previous = last.insert(key.clone(), sequence);
+        assert!(previous.is_none_or(|p| p < sequence), "{key}: {previous:?} then {sequence}");
+    }
+    assert!(producer.metrics().retries.load(std::sync::atomic::Ordering::Relaxed) > 0, "throttled and retried");
+    Ok(())
+}

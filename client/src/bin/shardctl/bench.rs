@@ -55,6 +55,13 @@ pub struct BenchArgs {
     /// Records put one by one in the enhanced fan-out phase.
     #[arg(long, default_value_t = 2000)]
     efo_records: usize,
+    /// Also measure the producer's throughput with this many records, aggregation on and then
+    /// off (0: skip).
+    #[arg(long, default_value_t = 0)]
+    producer_records: usize,
+    /// Bytes of data per producer record.
+    #[arg(long, default_value_t = 100)]
+    producer_record_size: usize,
     /// Also measure put→processed latency through this many consumer workers (0: skip).
     #[arg(long, default_value_t = 0)]
     consumers: usize,
@@ -95,6 +102,13 @@ impl Latency {
     }
 }
 
+/// The producer's throughput with and without aggregation.
+#[derive(Debug, Serialize)]
+struct ProducerRates {
+    aggregated: f64,
+    not_aggregated: f64,
+}
+
 /// What the bench measured.
 #[derive(Debug, Serialize)]
 struct Summary {
@@ -118,6 +132,9 @@ struct Summary {
     /// Put→receive latency through SubscribeToShard, with `--efo`.
     #[serde(skip_serializing_if = "Option::is_none")]
     efo_latency: Option<Latency>,
+    /// Producer user records per second with aggregation on and off, with `--producer-records`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    producer_records_per_second: Option<ProducerRates>,
     /// Put→processed latency through `--consumers` workers.
     #[serde(skip_serializing_if = "Option::is_none")]
     consumer_latency: Option<Latency>,
@@ -164,6 +181,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         false => (0, None),
     };
+    let (producer_acknowledged, producer_records_per_second) = match args.producer_records {
+        0 => (0, None),
+        records => {
+            let aggregated = producer_rate(&client, &args, true).await?;
+            let not_aggregated = producer_rate(&client, &args, false).await?;
+            (2 * records as u64, Some(ProducerRates { aggregated, not_aggregated }))
+        }
+    };
     let (consumer_acknowledged, consumer_latency) = match args.consumers {
         0 => (0, None),
         workers => {
@@ -173,7 +198,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let (acknowledged, failed, ingest_seconds, put_records_latency) = ingest(&client, &args).await?;
     let (read_records, read_bytes, read_seconds) = read_back(&client, iterators).await?;
-    let total_acknowledged = acknowledged + single_acknowledged + efo_acknowledged + consumer_acknowledged;
+    let total_acknowledged =
+        acknowledged + single_acknowledged + efo_acknowledged + consumer_acknowledged + producer_acknowledged;
 
     let summary = Summary {
         endpoint: args.endpoint.clone(),
@@ -195,6 +221,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         read_matches_acknowledged: read_records == total_acknowledged,
         efo_latency,
         consumer_latency,
+        producer_records_per_second,
     };
     if created && !args.keep_stream {
         client.delete_stream().stream_name(&args.stream).send().await.context("DeleteStream")?;
@@ -424,6 +451,30 @@ async fn fan_out_latency(
     Ok((expected, histogram))
 }
 
+/// User records per second through the producer: every put queued, then flushed.
+async fn producer_rate(client: &aws_sdk_kinesis::Client, args: &BenchArgs, aggregation: bool) -> anyhow::Result<f64> {
+    let mut config = shardline::producer::ProducerConfig::new(&args.stream);
+    config.aggregation = aggregation;
+    let producer = shardline::producer::Producer::new(client.clone(), config);
+    let data = payload(args.producer_record_size);
+    let bar = ProgressBar::new(args.producer_records as u64);
+    let label = if aggregation { "producer (aggregated)" } else { "producer (plain)" };
+    bar.set_style(ProgressStyle::with_template(&format!("{label} {{bar:30}} {{pos}}/{{len}}"))?);
+    let start = Instant::now();
+    let mut answers = Vec::with_capacity(args.producer_records);
+    for _ in 0..args.producer_records {
+        answers.push(producer.put(partition_key(), None, data.clone()).await?);
+        bar.inc(1);
+    }
+    producer.flush().await?;
+    let seconds = start.elapsed().as_secs_f64();
+    for answer in answers {
+        answer.await??;
+    }
+    bar.finish_and_clear();
+    Ok(args.producer_records as f64 / seconds)
+}
+
 async fn read_back(client: &aws_sdk_kinesis::Client, iterators: Vec<String>) -> anyhow::Result<(u64, u64, f64)> {
     let bar = ProgressBar::new_spinner();
     bar.set_message("reading back");
@@ -436,8 +487,18 @@ async fn read_back(client: &aws_sdk_kinesis::Client, iterators: Vec<String>) -> 
             loop {
                 let page =
                     client.get_records().shard_iterator(&iterator).limit(10_000).send().await.context("GetRecords")?;
-                records += page.records().len() as u64;
-                bytes += page.records().iter().map(|r| r.data().as_ref().len() as u64).sum::<u64>();
+                for record in page.records() {
+                    match shardline::producer::aggregation::deaggregate(record.data().as_ref()) {
+                        Some(users) => {
+                            records += users.len() as u64;
+                            bytes += users.iter().map(|u| u.data.len() as u64).sum::<u64>();
+                        }
+                        None => {
+                            records += 1;
+                            bytes += record.data().as_ref().len() as u64;
+                        }
+                    }
+                }
                 let caught_up = page.records().is_empty() && page.millis_behind_latest().unwrap_or(0) == 0;
                 match page.next_shard_iterator() {
                     Some(next) if !caught_up => iterator = next.to_owned(),
@@ -477,6 +538,10 @@ fn print_table(s: &Summary) {
     println!("  {:<28} {:>14}", "read == acknowledged", s.read_matches_acknowledged);
     if let Some(efo) = &s.efo_latency {
         row("put→SubscribeToShard ms", efo);
+    }
+    if let Some(rates) = &s.producer_records_per_second {
+        println!("  {:<28} {:>14}", "producer records/s (KPL agg)", format!("{:.0}", rates.aggregated));
+        println!("  {:<28} {:>14}", "producer records/s (no agg)", format!("{:.0}", rates.not_aggregated));
     }
     if let Some(consumer) = &s.consumer_latency {
         row("put→worker processed ms", consumer);

@@ -73,7 +73,8 @@ pub async fn latency(
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         // Balanced: every shard held, every worker with its share, so no lease moves mid-run.
-        let counts: Vec<usize> = statuses.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).shards.len()).collect();
+        let counts: Vec<usize> =
+            statuses.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).shards.len()).collect();
         let held: usize = counts.iter().sum();
         if held >= shards && counts.iter().all(|&n| n >= shards / workers) {
             break;
