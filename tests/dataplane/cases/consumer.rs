@@ -159,15 +159,29 @@ fn producer(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_balance_fail_over_and_process_everything() -> anyhow::Result<()> {
+/// A server, a stream, an empty journal and a producer running until `stop_producing`.
+struct Scene {
+    _dir: tempfile::TempDir,
+    server: Server,
+    client: aws_sdk_kinesis::Client,
+    journal: Arc<Mutex<Journal>>,
+    stop_producing: CancellationToken,
+    produced: tokio::task::JoinHandle<Vec<String>>,
+}
+
+async fn scene(stream: &'static str, shards: i32) -> anyhow::Result<Scene> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir, &[])?;
     let client = server.client();
-    create_active_stream(&client, "work", 8).await?;
-    let journal = Arc::new(Mutex::new(Journal::default()));
+    create_active_stream(&client, stream, shards).await?;
     let stop_producing = CancellationToken::new();
-    let produced = producer(client.clone(), "work", stop_producing.clone());
+    let produced = producer(client.clone(), stream, stop_producing.clone());
+    Ok(Scene { _dir: dir, server, client, journal: Arc::default(), stop_producing, produced })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_balance_fail_over_and_process_everything() -> anyhow::Result<()> {
+    let Scene { _dir, server, journal, stop_producing, produced, .. } = scene("work", 8).await?;
 
     let mut workers = Vec::new();
     for id in ["w1", "w2", "w3"] {
@@ -226,13 +240,7 @@ async fn workers_balance_fail_over_and_process_everything() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_start_only_after_their_parents_end() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(&dir, &[])?;
-    let client = server.client();
-    create_active_stream(&client, "lineage", 2).await?;
-    let journal = Arc::new(Mutex::new(Journal::default()));
-    let stop_producing = CancellationToken::new();
-    let produced = producer(client.clone(), "lineage", stop_producing.clone());
+    let Scene { _dir, server, client, journal, stop_producing, produced } = scene("lineage", 2).await?;
     let workers = vec![
         start_worker(&server.endpoint, "a", "lineage", &journal).await?,
         start_worker(&server.endpoint, "b", "lineage", &journal).await?,

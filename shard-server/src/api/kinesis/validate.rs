@@ -166,6 +166,11 @@ impl Violations {
         self.length(field, value, 1, 2048);
     }
 
+    /// A sequence number.
+    pub fn sequence_number(&mut self, field: &str, value: Option<&str>) {
+        self.pattern(field, value, crate::sequence::is_well_formed, SEQUENCE_NUMBER_PATTERN);
+    }
+
     /// A consumer name.
     pub fn consumer_name(&mut self, field: &str, value: Option<&str>) {
         self.stream_name(field, value);

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::api::kinesis::codec::Timestamp;
 use crate::api::kinesis::error::ApiError;
 use crate::api::kinesis::stream_ref;
-use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
+use crate::api::kinesis::validate::Violations;
 use crate::node::{Node, StartingPosition};
-use crate::sequence::{self, SequenceNumber};
+use crate::sequence::SequenceNumber;
 
 /// The starting position types of GetShardIterator and SubscribeToShard.
 pub const ITERATOR_TYPES: [&str; 5] =
@@ -43,12 +43,7 @@ impl Request {
         v.shard_id("shardId", self.shard_id.as_deref());
         v.required("shardIteratorType", self.shard_iterator_type.as_ref());
         v.one_of("shardIteratorType", self.shard_iterator_type.as_deref(), &ITERATOR_TYPES);
-        v.pattern(
-            "startingSequenceNumber",
-            self.starting_sequence_number.as_deref(),
-            sequence::is_well_formed,
-            SEQUENCE_NUMBER_PATTERN,
-        );
+        v.sequence_number("startingSequenceNumber", self.starting_sequence_number.as_deref());
         v.finish()?;
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
         let shard = self.shard_id.unwrap_or_default();

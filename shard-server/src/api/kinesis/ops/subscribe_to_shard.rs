@@ -15,9 +15,9 @@ use crate::api::kinesis::codec::Timestamp;
 use crate::api::kinesis::error::{ApiError, ErrorCode};
 use crate::api::kinesis::ops::get_shard_iterator::{parse_start, ITERATOR_TYPES};
 use crate::api::kinesis::shapes::{ChildShard, Record};
-use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
+use crate::api::kinesis::validate::Violations;
 use crate::node::{Node, SubscriptionEvent};
-use crate::sequence::{self, SequenceNumber};
+use crate::sequence::SequenceNumber;
 
 /// Content type of an event stream answer.
 pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
@@ -66,12 +66,7 @@ impl Request {
             v.required("startingPosition.type", position.kind.as_ref());
         }
         v.one_of("startingPosition.type", position.kind.as_deref(), &ITERATOR_TYPES);
-        v.pattern(
-            "startingPosition.sequenceNumber",
-            position.sequence_number.as_deref(),
-            sequence::is_well_formed,
-            SEQUENCE_NUMBER_PATTERN,
-        );
+        v.sequence_number("startingPosition.sequenceNumber", position.sequence_number.as_deref());
         v.finish()?;
         let arn = self.consumer_arn.unwrap_or_default();
         let shard = self.shard_id.unwrap_or_default();
