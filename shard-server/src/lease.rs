@@ -150,8 +150,8 @@ impl LeaseTable {
                 .collect();
             match leases.iter_mut().find(|l| l.lease_key == shard.id()) {
                 Some(lease) if lease.child_shard_ids != children => {
+                    // Lineage only: the counter stays, so the holder's compare-and-set still works.
                     lease.child_shard_ids = children;
-                    lease.lease_counter += 1;
                     batch.put(Cf::Leases, keys::lease(application, &def.name, shard.index), Self::encode(lease)?);
                 }
                 Some(_) => {}
@@ -334,6 +334,7 @@ mod tests {
         let leases = table.sync("app", &def, 10, &Checkpoint::Latest).expect("sync");
         assert_eq!(leases.len(), 3);
         assert_eq!(leases[0].child_shard_ids, vec!["shardId-000000000002"]);
+        assert_eq!(leases[0].lease_counter, 0, "learning children does not disturb the holder");
         assert_eq!(leases[2].parent_shard_ids, vec!["shardId-000000000000", "shardId-000000000001"]);
         assert_eq!(leases[2].checkpoint, Checkpoint::TrimHorizon, "children start at their beginning");
         assert_eq!(leases[0].checkpoint, Checkpoint::Latest);

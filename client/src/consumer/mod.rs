@@ -41,8 +41,11 @@ pub enum Retrieval {
         /// Records per read.
         max_records: u32,
     },
-    /// Records pushed as soon as they are durable (`Subscribe`).
-    FanOut,
+    /// Records pushed by the shard-server as soon as they are durable (gRPC `Subscribe`).
+    Push,
+    /// Kinesis enhanced fan-out: the worker registers a stream consumer named after the
+    /// application and reads each shard with `SubscribeToShard`.
+    EnhancedFanOut,
 }
 
 /// Where processing of a shard stands.

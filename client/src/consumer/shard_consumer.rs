@@ -32,6 +32,8 @@ pub(super) struct ShardConsumer<P> {
     pub lost: CancellationToken,
     /// Cancelled when the worker shuts down.
     pub stop: CancellationToken,
+    /// Kinesis client and consumer ARN, for enhanced fan-out.
+    pub fan_out: Option<(aws_sdk_kinesis::Client, String)>,
 }
 
 /// The first request for `position`, and how many sub-records of its first record to skip.
@@ -114,7 +116,8 @@ impl<P: ShardRecordProcessor> ShardConsumer<P> {
         self.processor.initialize(&self.shard_id, &self.position).await;
         let ending = match self.retrieval {
             Retrieval::Polling { idle, max_records } => self.poll(idle, max_records).await,
-            Retrieval::FanOut => self.push().await,
+            Retrieval::Push => self.push().await,
+            Retrieval::EnhancedFanOut => self.fan_out().await,
         };
         match ending {
             Ending::LeaseLost => self.processor.lease_lost().await,
@@ -181,6 +184,85 @@ impl<P: ShardRecordProcessor> ShardConsumer<P> {
                     _ = self.lost.cancelled() => return Ending::LeaseLost,
                     _ = self.stop.cancelled() => return Ending::Shutdown,
                     _ = tokio::time::sleep(idle) => {}
+                }
+            }
+        }
+    }
+
+    /// Kinesis enhanced fan-out: `SubscribeToShard` from the current position, subscribed
+    /// again when a subscription ends (every five minutes).
+    async fn fan_out(&mut self) -> Ending {
+        use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
+        let Some((client, consumer_arn)) = self.fan_out.clone() else { return Ending::Shutdown };
+        let (mut request, mut skip) = request(&self.stream, &self.shard_id, &self.position, 10_000);
+        loop {
+            let start = match pb::StartingPosition::try_from(request.position) {
+                Ok(pb::StartingPosition::Latest) => {
+                    StartingPosition::builder().r#type(ShardIteratorType::Latest).build()
+                }
+                Ok(pb::StartingPosition::AtTimestamp) => StartingPosition::builder()
+                    .r#type(ShardIteratorType::AtTimestamp)
+                    .timestamp(aws_smithy_types::DateTime::from_millis(request.timestamp_ms))
+                    .build(),
+                Ok(pb::StartingPosition::AtSequenceNumber) => StartingPosition::builder()
+                    .r#type(ShardIteratorType::AtSequenceNumber)
+                    .sequence_number(&request.sequence_number)
+                    .build(),
+                Ok(pb::StartingPosition::AfterSequenceNumber) => StartingPosition::builder()
+                    .r#type(ShardIteratorType::AfterSequenceNumber)
+                    .sequence_number(&request.sequence_number)
+                    .build(),
+                _ => StartingPosition::builder().r#type(ShardIteratorType::TrimHorizon).build(),
+            };
+            let Ok(start) = start else { return Ending::Shutdown };
+            let subscribed = client
+                .subscribe_to_shard()
+                .consumer_arn(&consumer_arn)
+                .shard_id(&self.shard_id)
+                .starting_position(start)
+                .send();
+            let mut subscription = tokio::select! {
+                _ = self.lost.cancelled() => return Ending::LeaseLost,
+                _ = self.stop.cancelled() => return Ending::Shutdown,
+                subscribed = subscribed => match subscribed {
+                    Ok(subscription) => subscription,
+                    Err(err) => {
+                        tracing::warn!(shard = %self.shard_id, cause = %aws_sdk_kinesis::error::DisplayErrorContext(&err), "SubscribeToShard failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        continue;
+                    }
+                },
+            };
+            loop {
+                let event = tokio::select! {
+                    _ = self.lost.cancelled() => return Ending::LeaseLost,
+                    _ = self.stop.cancelled() => return Ending::Shutdown,
+                    event = subscription.event_stream.recv() => event,
+                };
+                let Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(event))) = event else { break };
+                let response = pb::GetRecordsResponse {
+                    records: event
+                        .records()
+                        .iter()
+                        .map(|r| pb::Record {
+                            sequence_number: r.sequence_number().to_owned(),
+                            approximate_arrival_timestamp_ms: r
+                                .approximate_arrival_timestamp()
+                                .map_or(0, |t| t.to_millis().unwrap_or(0)),
+                            partition_key: r.partition_key().unwrap_or_default().to_owned(),
+                            data: r.data().as_ref().to_vec(),
+                        })
+                        .collect(),
+                    continuation_sequence_number: event.continuation_sequence_number().to_owned(),
+                    millis_behind_latest: event.millis_behind_latest(),
+                    child_shard_ids: event.child_shards().iter().map(|c| c.shard_id().to_owned()).collect(),
+                };
+                if !response.continuation_sequence_number.is_empty() {
+                    request.position = pb::StartingPosition::AfterSequenceNumber.into();
+                    request.sequence_number = response.continuation_sequence_number.clone();
+                }
+                if let Some(ending) = self.deliver(response, &mut skip).await {
+                    return ending;
                 }
             }
         }

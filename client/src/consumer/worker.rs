@@ -31,6 +31,49 @@ pub enum WorkerError {
     /// The endpoint is not a valid URI.
     #[error("invalid endpoint {0}")]
     Endpoint(String),
+    /// The enhanced fan-out consumer could not be registered.
+    #[error("cannot register the stream consumer: {0}")]
+    Consumer(String),
+}
+
+/// Registers (or finds) the stream consumer named after the application and waits until it is
+/// ACTIVE; returns a Kinesis client and its ARN.
+async fn register_consumer(
+    endpoint: &str,
+    config: &WorkerConfig,
+) -> Result<(aws_sdk_kinesis::Client, String), WorkerError> {
+    use aws_sdk_kinesis::types::ConsumerStatus;
+    let fail = |e: String| WorkerError::Consumer(e);
+    let client = crate::kinesis::client(endpoint, "us-east-1");
+    let summary = client.describe_stream_summary().stream_name(&config.stream).send().await;
+    let summary = summary.map_err(|e| fail(aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string()))?;
+    let stream_arn = summary.stream_description_summary().map(|s| s.stream_arn().to_owned()).unwrap_or_default();
+    let registered =
+        client.register_stream_consumer().stream_arn(&stream_arn).consumer_name(&config.application).send().await;
+    if let Err(err) = &registered {
+        if aws_sdk_kinesis::error::ProvideErrorMetadata::code(err) != Some("ResourceInUseException") {
+            return Err(fail(aws_sdk_kinesis::error::DisplayErrorContext(err).to_string()));
+        }
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let described = client
+            .describe_stream_consumer()
+            .stream_arn(&stream_arn)
+            .consumer_name(&config.application)
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string()))?;
+        if let Some(consumer) = described.consumer_description() {
+            if consumer.consumer_status() == &ConsumerStatus::Active {
+                return Ok((client, consumer.consumer_arn().to_owned()));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(fail("the consumer did not become ACTIVE within 60 s".into()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// What a worker holds right now.
@@ -50,6 +93,8 @@ struct Held {
 /// A consumer worker of one application on one stream.
 pub struct Worker<F: ProcessorFactory> {
     config: WorkerConfig,
+    /// Kinesis client and the application's stream consumer ARN, for enhanced fan-out.
+    fan_out: Option<(aws_sdk_kinesis::Client, String)>,
     leases: LeasesClient<Channel>,
     records: RecordsClient<Channel>,
     factory: Arc<F>,
@@ -98,8 +143,13 @@ impl<F: ProcessorFactory> Worker<F> {
             .connect()
             .await
             .map_err(|source| WorkerError::Connect { endpoint: endpoint.to_owned(), source })?;
+        let fan_out = match config.retrieval {
+            super::Retrieval::EnhancedFanOut => Some(register_consumer(endpoint, &config).await?),
+            _ => None,
+        };
         Ok(Self {
             config,
+            fan_out,
             leases: LeasesClient::new(channel.clone()),
             records: RecordsClient::new(channel),
             factory: Arc::new(factory),
@@ -245,6 +295,7 @@ impl<F: ProcessorFactory> Worker<F> {
             retrieval: self.config.retrieval,
             lost: lost.clone(),
             stop: stop.clone(),
+            fan_out: self.fan_out.clone(),
         };
         let task = tokio::spawn(consumer.run());
         held.insert(taken.lease_key, Held { lease: held_lease, lost, stop, task });

@@ -385,3 +385,64 @@ async fn a_zombie_checkpoint_is_refused_and_the_shard_stops() -> anyhow::Result<
     task.await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enhanced_fan_out_worker_reads_through_subscribe_to_shard_across_a_split() -> anyhow::Result<()> {
+    let Scene { _dir, server, client, journal, stop_producing, produced } = scene("efo", 1).await?;
+    let factory = {
+        let journal = journal.clone();
+        move || Recorder { worker: "efo".into(), shard: String::new(), journal: journal.clone() }
+    };
+    let mut config = config("efo", "efo");
+    config.retrieval = Retrieval::EnhancedFanOut;
+    let worker = Worker::connect(&server.endpoint, config, factory).await?;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client
+        .split_shard()
+        .stream_name("efo")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((1u128 << 127).to_string())
+        .send()
+        .await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stop_producing.cancel();
+    let acked = produced.await?;
+    let waited = wait_for("every record through SubscribeToShard", Duration::from_secs(20), || {
+        let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+        let seen: HashSet<&String> = journal.processed.iter().map(|(_, _, _, d)| d).collect();
+        acked.iter().all(|d| seen.contains(d))
+    })
+    .await;
+    if waited.is_err() {
+        let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_shard: BTreeMap<&String, usize> = BTreeMap::new();
+        for (_, shard, _, _) in &journal.processed {
+            *per_shard.entry(shard).or_default() += 1;
+        }
+        panic!(
+            "acked {}, processed per shard {per_shard:?}, ended {:?}, lost {:?}",
+            acked.len(),
+            journal.ended.keys(),
+            journal.lost
+        );
+    }
+    stop.cancel();
+    task.await?;
+    let consumers = client
+        .list_stream_consumers()
+        .stream_arn(format!("arn:aws:kinesis:{}:{}:stream/efo", shardline_tests::REGION, shardline_tests::ACCOUNT))
+        .send()
+        .await?;
+    assert_eq!(consumers.consumers().iter().map(|c| c.consumer_name()).collect::<Vec<_>>(), vec!["app"]);
+    let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(journal.lost.is_empty(), "a lone worker never loses a lease: {:?}", journal.lost);
+    let parent_end = journal.ended.get("shardId-000000000000").copied().expect("the parent reached SHARD_END");
+    for child in ["shardId-000000000001", "shardId-000000000002"] {
+        if let Some(first) = journal.first_record.get(child) {
+            assert!(parent_end <= *first, "{child} started before its parent ended");
+        }
+    }
+    Ok(())
+}

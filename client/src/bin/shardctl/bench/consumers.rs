@@ -62,7 +62,7 @@ pub async fn latency(
     for i in 0..workers {
         let mut config = WorkerConfig::new(&application, &args.stream, format!("bench-worker-{i}"));
         config.initial_position = InitialPosition::Latest;
-        config.retrieval = Retrieval::FanOut;
+        config.retrieval = Retrieval::Push;
         config.failover_time = Duration::from_secs(3);
         let (latency, processed) = (latency.clone(), processed.clone());
         let factory = move || Timer { origin, latency: latency.clone(), processed: processed.clone() };
