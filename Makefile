@@ -8,7 +8,7 @@ DATA_DIR ?= ./shardline-data
 LISTEN ?= 127.0.0.1:4567
 ENDPOINT ?= http://127.0.0.1:4567
 
-.PHONY: deps release standalone test lint bench kinesalite
+.PHONY: deps release standalone test lint bench kinesalite crds
 
 ## deps: system packages the build needs (libclang for RocksDB's bindings)
 deps:
@@ -23,7 +23,13 @@ release: deps
 standalone: release
 	$(CARGO_TARGET_DIR)/release/shard-server --standalone --data-dir $(DATA_DIR) --listen $(LISTEN)
 
-## test: every unit and data-plane test (the data-plane tests run the built shard-server binary)
+## crds: regenerate crds/ from the operator's types (a test fails while crds/ is stale)
+crds: deps
+	cargo build --workspace --all-targets
+	$(CARGO_TARGET_DIR)/debug/crdgen crds
+
+## test: every unit, data-plane and operator test (the data-plane tests run the built
+## shard-server binary; the operator tests a real kube-apiserver from scripts/k8s-apiserver.sh)
 test: deps
 	cargo build --workspace --all-targets
 	cargo test --workspace --all-targets

@@ -2,6 +2,8 @@
 //! temporary data directory, and builds independent clients for them (`aws-sdk-kinesis`, and a
 //! raw HTTP client for requests no SDK would send).
 
+pub mod kube;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,91 @@
+//! The CRDs in `crds/` on a real apiserver: they install and become Established, good
+//! manifests are stored with their defaults, bad ones are rejected with the field named, and
+//! the scale subresource moves `.spec.shards` (what `kubectl scale` does).
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use shardline_operator::crd::stream::Stream;
+use shardline_tests::kube::ControlPlane;
+
+async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &PatchParams::apply("shardline-tests").force(), &Patch::Apply(&crd)).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let current = crds.get(&name).await?;
+            let established = current
+                .status
+                .and_then(|s| s.conditions)
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{name} never became Established");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+fn stream(name: &str, spec: serde_json::Value) -> anyhow::Result<Stream> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "shardline.io/v1alpha1",
+        "kind": "Stream",
+        "metadata": { "name": name, "namespace": "default" },
+        "spec": spec,
+    }))?)
+}
+
+#[tokio::test]
+async fn crds_validate_default_and_scale_on_a_real_apiserver() -> anyhow::Result<()> {
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    let client = plane.client()?;
+    install_crds(&client).await?;
+    let streams: Api<Stream> = Api::namespaced(client.clone(), "default");
+
+    let created =
+        streams.create(&PostParams::default(), &stream("orders", serde_json::json!({ "shards": 4 }))?).await?;
+    assert_eq!(created.spec.retention_hours, 24, "the schema's default is applied by the apiserver");
+    assert_eq!(created.spec.servers_per_zone, 1);
+    assert_eq!(created.spec.storage.size, "10Gi");
+
+    let bad = [
+        (serde_json::json!({ "shards": 0 }), "spec.shards"),
+        (serde_json::json!({ "shards": 2, "retentionHours": 10 }), "spec.retentionHours"),
+        (serde_json::json!({ "shards": 2, "retentionHours": 9000 }), "spec.retentionHours"),
+        (serde_json::json!({ "shards": 2, "streamMode": "SOMETIMES" }), "spec.streamMode"),
+        (serde_json::json!({ "shards": 2, "storage": { "size": "lots" } }), "spec.storage.size"),
+    ];
+    for (index, (spec, field)) in bad.into_iter().enumerate() {
+        let manifest = serde_json::json!({
+            "apiVersion": "shardline.io/v1alpha1",
+            "kind": "Stream",
+            "metadata": { "name": format!("bad-{index}"), "namespace": "default" },
+            "spec": spec,
+        });
+        let raw: kube::api::DynamicObject = serde_json::from_value(manifest)?;
+        let resource = kube::discovery::ApiResource::erase::<Stream>(&());
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+        let err = api.create(&PostParams::default(), &raw).await.expect_err("invalid manifest accepted");
+        let text = err.to_string();
+        assert!(text.contains(field), "rejection of {field} should name it: {text}");
+    }
+
+    // `kubectl scale stream/orders --replicas=8` goes through the scale subresource.
+    let scale = serde_json::json!({ "spec": { "replicas": 8 } });
+    streams.patch_scale("orders", &PatchParams::default(), &Patch::Merge(&scale)).await?;
+    assert_eq!(streams.get("orders").await?.spec.shards, 8);
+    Ok(())
+}

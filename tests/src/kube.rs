@@ -1,0 +1,138 @@
+//! A real Kubernetes control plane for the operator tests: Debian's etcd and a kube-apiserver
+//! 1.20 built by `scripts/k8s-apiserver.sh`, started as local processes on free ports with a
+//! token for an admin user, RBAC, and a service-account key pair made with openssl.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// The admin user's bearer token.
+const TOKEN: &str = "shardline-test-admin-token";
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Runs `scripts/k8s-apiserver.sh` once per test process; the directory with the binaries.
+pub fn binaries() -> anyhow::Result<PathBuf> {
+    static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/k8s-apiserver.sh");
+        let output = Command::new("bash").arg(script).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(format!("scripts/k8s-apiserver.sh failed: {}", output.status));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        Ok(PathBuf::from(text.lines().last().unwrap_or_default().trim()))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+/// A running etcd and kube-apiserver, stopped on drop.
+pub struct ControlPlane {
+    etcd: Child,
+    apiserver: Child,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        for child in [&mut self.apiserver, &mut self.etcd] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Starts etcd and the apiserver and waits until the apiserver is ready.
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = binaries()?;
+        let dir = tempfile::tempdir()?;
+        let (client_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        let etcd = Command::new(bin.join("etcd"))
+            .args(["--data-dir", &dir.path().join("etcd").display().to_string()])
+            .args(["--listen-client-urls", &format!("http://127.0.0.1:{client_port}")])
+            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client_port}")])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer_port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting etcd")?;
+        let key = dir.path().join("sa.key");
+        let public = dir.path().join("sa.pub");
+        let ok = Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&key)
+            .arg("2048")
+            .stderr(Stdio::null())
+            .status()?
+            .success()
+            && Command::new("openssl")
+                .args(["rsa", "-in"])
+                .arg(&key)
+                .arg("-pubout")
+                .arg("-out")
+                .arg(&public)
+                .stderr(Stdio::null())
+                .status()?
+                .success();
+        if !ok {
+            bail!("openssl could not make the service-account key pair");
+        }
+        let tokens = dir.path().join("tokens.csv");
+        std::fs::write(&tokens, format!("{TOKEN},admin,admin,system:masters\n"))?;
+        let apiserver = Command::new(bin.join("kube-apiserver"))
+            .args(["--etcd-servers", &format!("http://127.0.0.1:{client_port}")])
+            .args(["--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1"])
+            .args(["--secure-port", &api_port.to_string(), "--insecure-port", "0"])
+            .arg(format!("--cert-dir={}", dir.path().join("certs").display()))
+            .arg(format!("--token-auth-file={}", tokens.display()))
+            .args(["--authorization-mode", "RBAC"])
+            .arg(format!("--service-account-key-file={}", public.display()))
+            .arg(format!("--service-account-signing-key-file={}", key.display()))
+            .args(["--service-account-issuer", "https://kubernetes.default.svc"])
+            .args(["--service-cluster-ip-range", "10.96.0.0/24"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting kube-apiserver")?;
+        let plane = Self { etcd, apiserver, url: format!("https://127.0.0.1:{api_port}"), _dir: dir };
+        plane.wait_ready()?;
+        Ok(plane)
+    }
+
+    fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = Command::new("curl")
+                .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Authorization: Bearer {TOKEN}")])
+                .arg(format!("{}/readyz", self.url))
+                .output()
+                .map(|o| o.stdout == b"200")
+                .unwrap_or(false);
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("kube-apiserver at {} not ready within 60 s", self.url);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// A kube client for the admin user.
+    pub fn client(&self) -> anyhow::Result<kube::Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut config = kube::Config::new(self.url.parse()?);
+        config.accept_invalid_certs = true;
+        config.auth_info.token = Some(TOKEN.to_owned().into());
+        Ok(kube::Client::try_from(config)?)
+    }
+}
