@@ -1,10 +1,13 @@
 //! The Shardline Kubernetes operator: `Stream` and `Consumer` custom resources
 //! (`shardline.io/v1alpha1`), and the pure planning the reconcilers act on — where shards go
-//! ([`placement`]) and how a stream moves from one shard count to another ([`reshard`]).
+//! ([`placement`]), how a stream moves from one shard count to another ([`reshard`]), and
+//! what its status says ([`status`]).
 
+pub mod children;
 pub mod crd;
 pub mod placement;
 pub mod reshard;
+pub mod status;
 
 /// Errors of the operator.
 #[derive(Debug, thiserror::Error)]

@@ -83,6 +83,36 @@ async fn crds_validate_default_and_scale_on_a_real_apiserver() -> anyhow::Result
         assert!(text.contains(field), "rejection of {field} should name it: {text}");
     }
 
+    // The objects the operator builds for a stream are accepted by the apiserver as they are,
+    // the budget under whichever policy version it serves (1.20: policy/v1beta1 only).
+    let zoned = streams
+        .create(&PostParams::default(), &stream("zoned", serde_json::json!({ "shards": 2, "zones": ["a", "b"] }))?)
+        .await?;
+    let ssa = PatchParams::apply("shardline-operator").force();
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), "default");
+    for set in shardline_operator::children::stateful_sets(&zoned, "shardline/shard-server:test") {
+        let name = set.metadata.name.clone().unwrap_or_default();
+        sets.patch(&name, &ssa, &Patch::Apply(&set)).await?;
+    }
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+    for service in shardline_operator::children::services(&zoned) {
+        let name = service.metadata.name.clone().unwrap_or_default();
+        services.patch(&name, &ssa, &Patch::Apply(&service)).await?;
+    }
+    let discovery = kube::Discovery::new(client.clone()).run().await?;
+    let policy = discovery.get("policy").expect("the policy group is served");
+    let (pdb_resource, _) = policy
+        .versioned_resources(policy.preferred_version_or_latest())
+        .into_iter()
+        .find(|(r, _)| r.kind == "PodDisruptionBudget")
+        .expect("PodDisruptionBudget is served");
+    let pdb = shardline_operator::children::disruption_budget(&zoned, &pdb_resource.api_version);
+    let pdbs: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "default", &pdb_resource);
+    pdbs.patch("zoned", &ssa, &Patch::Apply(&pdb)).await?;
+    assert_eq!(sets.list(&Default::default()).await?.items.len(), 2, "one StatefulSet per zone");
+    let owned = sets.get("zoned-0").await?;
+    assert_eq!(owned.metadata.owner_references.map(|o| o[0].name.clone()), Some("zoned".to_owned()));
+
     // `kubectl scale stream/orders --replicas=8` goes through the scale subresource.
     let scale = serde_json::json!({ "spec": { "replicas": 8 } });
     streams.patch_scale("orders", &PatchParams::default(), &Patch::Merge(&scale)).await?;
