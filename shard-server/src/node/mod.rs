@@ -10,24 +10,24 @@ use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::append::{Appender, Entry};
+use crate::append::Appender;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::consumer::Subscriptions;
 use crate::error::{Error, Result};
-use crate::hash_range::hash_key;
-use crate::iterator::{IteratorCodec, IteratorError, ShardIterator};
+use crate::iterator::IteratorCodec;
 use crate::lease::LeaseTable;
 use crate::metrics::Metrics;
 use crate::reshard::{self, Change};
 use crate::sequence::SequenceNumber;
-use crate::shard::{self, ReadLimits, StoredRecord};
+use crate::shard::StoredRecord;
 use crate::store::{keys, Cf, Durability, KvEngine, RocksEngine, WriteBatch};
-use crate::stream::{parse_shard_id, shard_id, Catalog, NewStream, ShardDef, Stream, StreamDef, StreamStatus};
+use crate::stream::{Catalog, NewStream, ShardDef, Stream, StreamDef, StreamStatus};
 use crate::{retention, stream};
 
 mod consumers;
 mod leases;
+mod records;
 mod settings;
 
 pub use consumers::{ConsumerView, SubscriptionEvent, HEARTBEAT};
@@ -339,261 +339,6 @@ impl Node {
         tracing::info!(stream = %stream.name, ?change, "reshard applied");
         self.schedule_update_done(stream);
         Ok(())
-    }
-
-    /// A stream whose records can be put (ACTIVE or UPDATING); Kinesis reports any other
-    /// stream as not found.
-    fn writable_stream(&self, name: &str) -> Result<Arc<Stream>> {
-        let stream = self.catalog.get(name)?;
-        if !stream.def().status.is_serving() || stream.is_deleted() {
-            return Err(self.catalog.not_found(name));
-        }
-        Ok(stream)
-    }
-
-    /// A stream whose records can be read (anything but CREATING).
-    pub(crate) fn readable_stream(&self, name: &str) -> Result<Arc<Stream>> {
-        let stream = self.catalog.get(name)?;
-        if stream.def().status == StreamStatus::Creating || stream.is_deleted() {
-            return Err(self.catalog.not_found(name));
-        }
-        Ok(stream)
-    }
-
-    /// Routes and appends records durably; results are in input order. With throughput limits
-    /// on, a record over its shard's limit is refused on its own
-    /// ([`Error::ThroughputExceeded`]) and the others are still stored.
-    pub async fn put(&self, stream_name: &str, entries: Vec<PutEntry>) -> Result<Vec<Result<PutResult>>> {
-        let stream = self.writable_stream(stream_name)?;
-        let now = self.now_ms();
-        let mut outcomes: Vec<Option<Result<PutResult>>> = Vec::with_capacity(entries.len());
-        let staged = {
-            let def = stream.def();
-            let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
-            let limit = def.max_record_bytes();
-            let mut staged = Vec::with_capacity(entries.len());
-            for entry in &entries {
-                let size = entry.partition_key.len() + entry.data.len();
-                if size > limit {
-                    return Err(Error::InvalidArgument(format!(
-                        "Record size ({size} bytes of partition key and data) exceeds the maximum record size of {} KiB for stream {}.",
-                        def.max_record_size_kib,
-                        def.name
-                    )));
-                }
-                let hash = entry.explicit_hash_key.unwrap_or_else(|| hash_key(&entry.partition_key));
-                let shard = def.route(hash).ok_or_else(|| {
-                    Error::InvalidArgument(format!("No open shard of stream {} owns hash key {hash}.", def.name))
-                })?;
-                let admitted =
-                    !limited || stream.log(shard.index).is_none_or(|log| log.throttle.admit_write(size, now));
-                if !admitted {
-                    if !def.shard_level_metrics.is_empty() {
-                        self.metrics.shard_write_throttled(&def.name, &shard.id());
-                    }
-                    outcomes.push(Some(Err(Error::ThroughputExceeded(format!(
-                        "Rate exceeded for shard {} in stream {} under account {}.",
-                        shard.id(),
-                        def.name,
-                        self.config.account_id
-                    )))));
-                    continue;
-                }
-                outcomes.push(None);
-                staged.push(Entry {
-                    shard: shard.index,
-                    hash,
-                    value: shard::encode(&entry.partition_key, &entry.data),
-                });
-            }
-            staged
-        };
-        let shard_level = !stream.def().shard_level_metrics.is_empty();
-        let sizes: Vec<u64> =
-            if shard_level { staged.iter().map(|e| e.value.len() as u64).collect() } else { Vec::new() };
-        let name = stream.name.clone();
-        let appended = if staged.is_empty() { Vec::new() } else { self.appender.append(stream, staged).await? };
-        if shard_level {
-            // The appender may have routed a record again after a reshard; count where it landed.
-            for (a, bytes) in appended.iter().zip(&sizes) {
-                self.metrics.shard_incoming(&name, &shard_id(a.shard), 1, *bytes);
-            }
-        }
-        let mut appended = appended.into_iter();
-        Ok(outcomes
-            .into_iter()
-            .map(|outcome| match outcome {
-                Some(refused) => refused,
-                None => appended
-                    .next()
-                    .map(|a| PutResult {
-                        shard_id: shard_id(a.shard),
-                        sequence_number: SequenceNumber::new(a.shard, a.counter),
-                    })
-                    .ok_or(Error::WritePathClosed("the appender answered fewer records than it was given")),
-            })
-            .collect())
-    }
-
-    /// The index of shard `shard` of stream `stream_name`, which must exist.
-    pub fn shard_index(&self, stream_name: &str, shard: &str) -> Result<u32> {
-        let not_found = || Error::ShardNotFound {
-            shard_id: shard.to_owned(),
-            stream: stream_name.to_owned(),
-            account: self.config.account_id.clone(),
-        };
-        let index = parse_shard_id(shard).ok_or_else(not_found)?;
-        let stream = self.catalog.get(stream_name)?;
-        let exists = stream.def().shard(index).is_some();
-        exists.then_some(index).ok_or_else(not_found)
-    }
-
-    /// Issues a shard iterator.
-    pub fn shard_iterator(&self, stream_name: &str, shard: &str, start: StartingPosition) -> Result<String> {
-        let stream = self.readable_stream(stream_name)?;
-        let (index, position) = self.resolve_start(&stream, shard, start)?;
-        Ok(self.iterators.encode(&ShardIterator {
-            stream_id: stream.id,
-            stream_name: stream.name.clone(),
-            shard: index,
-            position,
-            issued_at_ms: self.now_ms(),
-        }))
-    }
-
-    /// The shard index and first counter a starting position means.
-    pub(crate) fn resolve_start(&self, stream: &Stream, shard: &str, start: StartingPosition) -> Result<(u32, u64)> {
-        let stream_name = stream.name.as_str();
-        let not_found = || Error::ShardNotFound {
-            shard_id: shard.to_owned(),
-            stream: stream_name.to_owned(),
-            account: self.config.account_id.clone(),
-        };
-        let index = parse_shard_id(shard).ok_or_else(not_found)?;
-        let shard_def = stream.def().shard(index).cloned().ok_or_else(not_found)?;
-        let log = stream.log(index).ok_or_else(not_found)?;
-        let now = self.now_ms();
-        let last = log.last_counter.load(Ordering::Acquire);
-        let check_shard = |seq: &SequenceNumber| {
-            if seq.shard != index {
-                return Err(Error::InvalidArgument(format!(
-                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
-                    shard_id(seq.shard),
-                    shard_def.id()
-                )));
-            }
-            Ok(())
-        };
-        let position = match start {
-            StartingPosition::TrimHorizon => 1,
-            StartingPosition::Latest => last + 1,
-            StartingPosition::AtSequenceNumber(seq) => {
-                check_shard(&seq)?;
-                seq.counter
-            }
-            StartingPosition::AfterSequenceNumber(seq) => {
-                check_shard(&seq)?;
-                seq.counter.saturating_add(1)
-            }
-            StartingPosition::AtTimestamp(at_ms) => {
-                if at_ms > now {
-                    return Err(Error::InvalidArgument(format!(
-                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
-                    )));
-                }
-                shard::seek_time(self.engine.as_ref(), stream.id, index, at_ms)?.unwrap_or(last + 1)
-            }
-        };
-        Ok((index, position))
-    }
-
-    /// Reads records at an iterator. Blocking: call it off the async workers.
-    pub fn get_records(&self, token: &str, limit: usize) -> Result<RecordsPage> {
-        let started = std::time::Instant::now();
-        let now = self.now_ms();
-        let iterator = self.iterators.decode(token, now).map_err(|err| match err {
-            IteratorError::Invalid => Error::InvalidArgument(err.to_string()),
-            IteratorError::Expired { .. } => Error::ExpiredIterator(err.to_string()),
-        })?;
-        let shard_missing = || Error::ShardNotFound {
-            shard_id: shard_id(iterator.shard),
-            stream: iterator.stream_name.clone(),
-            account: self.config.account_id.clone(),
-        };
-        let stream = self.readable_stream(&iterator.stream_name).map_err(|_| shard_missing())?;
-        if stream.id != iterator.stream_id {
-            return Err(shard_missing());
-        }
-        let log = stream.log(iterator.shard).ok_or_else(shard_missing)?;
-        let (retention_ms, ending_counter, limited) = {
-            let def = stream.def();
-            let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
-            (def.retention_ms(), def.shard(iterator.shard).and_then(|s| s.ending_counter), limited)
-        };
-        let shard_level = !stream.def().shard_level_metrics.is_empty();
-        if limited && !log.throttle.admit_read(now) {
-            let shard_text = shard_id(iterator.shard);
-            self.metrics.read_throttled(&stream.name, shard_level.then_some(shard_text.as_str()));
-            return Err(Error::ThroughputExceeded(format!(
-                "Rate exceeded for shard {} in stream {} under account {}.",
-                shard_id(iterator.shard),
-                stream.name,
-                self.config.account_id
-            )));
-        }
-        let last = log.last_counter.load(Ordering::Acquire);
-        let slice = shard::read(
-            self.engine.as_ref(),
-            stream.id,
-            iterator.shard,
-            iterator.position,
-            last,
-            ReadLimits {
-                max_records: limit,
-                max_bytes: MAX_GET_RECORDS_BYTES,
-                expired_before_ms: now.saturating_sub(retention_ms),
-            },
-        )?;
-        let millis_behind_latest = match slice.next_arrival_ms {
-            Some(arrival) if slice.next_position <= last => now.saturating_sub(arrival),
-            _ => 0,
-        };
-        let bytes: usize = slice.records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
-        if limited {
-            log.throttle.charge_read(bytes, now);
-        }
-        let records = slice.records.len() as u64;
-        self.metrics.get(&stream.name, records, bytes as u64, millis_behind_latest, started.elapsed(), true);
-        if shard_level {
-            self.metrics.shard_outgoing(
-                &stream.name,
-                &shard_id(iterator.shard),
-                records,
-                bytes as u64,
-                millis_behind_latest,
-            );
-        }
-        let at_end = ending_counter.is_some_and(|end| slice.next_position > end);
-        let (next_iterator, child_shards) = if at_end {
-            let def = stream.def();
-            let children = def
-                .shards
-                .iter()
-                .filter(|s| s.parent == Some(iterator.shard) || s.adjacent_parent == Some(iterator.shard))
-                .cloned()
-                .collect();
-            (None, children)
-        } else {
-            let next = ShardIterator { position: slice.next_position, issued_at_ms: now, ..iterator.clone() };
-            (Some(self.iterators.encode(&next)), Vec::new())
-        };
-        Ok(RecordsPage {
-            records: slice.records.into_iter().map(|r| (SequenceNumber::new(iterator.shard, r.counter), r)).collect(),
-            next_iterator,
-            millis_behind_latest,
-            child_shards,
-            continuation: SequenceNumber::new(iterator.shard, slice.next_position.saturating_sub(1)),
-        })
     }
 
     /// Runs one retention pass now.
