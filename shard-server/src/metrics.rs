@@ -4,6 +4,7 @@
 //! underscores and names are snake case: `PutRecords.Latency` is
 //! `shardline_kinesis_put_records_latency_seconds`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,6 +28,17 @@ pub struct ShardLabels {
     pub stream: String,
     /// Shard id.
     pub shard: String,
+}
+
+/// What one read returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    /// Records.
+    pub records: u64,
+    /// Bytes of partition keys and data.
+    pub bytes: u64,
+    /// How far behind the tip the read was.
+    pub iterator_age_ms: u64,
 }
 
 /// Which write operation a put came through.
@@ -307,17 +319,23 @@ impl Metrics {
         }
     }
 
-    /// Records stored in one shard, when the stream publishes shard-level metrics.
-    pub fn shard_incoming(&self, stream: &str, shard: &str, records: u64, bytes: u64) {
+    /// Records stored in one shard; only the shard-level metrics in `enabled` are published.
+    pub fn shard_incoming(&self, stream: &str, shard: &str, records: u64, bytes: u64, enabled: &BTreeSet<String>) {
         let labels = ShardLabels { stream: stream.to_owned(), shard: shard.to_owned() };
-        self.shard_incoming_bytes.get_or_create(&labels).inc_by(bytes);
-        self.shard_incoming_records.get_or_create(&labels).inc_by(records);
+        if enabled.contains("IncomingBytes") {
+            self.shard_incoming_bytes.get_or_create(&labels).inc_by(bytes);
+        }
+        if enabled.contains("IncomingRecords") {
+            self.shard_incoming_records.get_or_create(&labels).inc_by(records);
+        }
     }
 
-    /// A record refused in one shard for throughput (shard-level metrics on).
-    pub fn shard_write_throttled(&self, stream: &str, shard: &str) {
-        let labels = ShardLabels { stream: stream.to_owned(), shard: shard.to_owned() };
-        self.shard_write_throttled.get_or_create(&labels).inc();
+    /// A record refused in one shard for throughput, if that shard-level metric is enabled.
+    pub fn shard_write_throttled(&self, stream: &str, shard: &str, enabled: &BTreeSet<String>) {
+        if enabled.contains("WriteProvisionedThroughputExceeded") {
+            let labels = ShardLabels { stream: stream.to_owned(), shard: shard.to_owned() };
+            self.shard_write_throttled.get_or_create(&labels).inc();
+        }
     }
 
     /// A GetRecords call.
@@ -342,12 +360,20 @@ impl Metrics {
         }
     }
 
-    /// Records read from one shard (GetRecords or SubscribeToShard; shard-level metrics on).
-    pub fn shard_outgoing(&self, stream: &str, shard: &str, records: u64, bytes: u64, iterator_age_ms: u64) {
+    /// Records read from one shard (GetRecords or SubscribeToShard); only the shard-level
+    /// metrics in `enabled` are published.
+    pub fn shard_outgoing(&self, stream: &str, shard: &str, read: Read, enabled: &BTreeSet<String>) {
         let labels = ShardLabels { stream: stream.to_owned(), shard: shard.to_owned() };
-        self.shard_outgoing_bytes.get_or_create(&labels).inc_by(bytes);
-        self.shard_outgoing_records.get_or_create(&labels).inc_by(records);
-        self.shard_iterator_age.get_or_create(&labels).set(i64::try_from(iterator_age_ms).unwrap_or(i64::MAX));
+        if enabled.contains("OutgoingBytes") {
+            self.shard_outgoing_bytes.get_or_create(&labels).inc_by(read.bytes);
+        }
+        if enabled.contains("OutgoingRecords") {
+            self.shard_outgoing_records.get_or_create(&labels).inc_by(read.records);
+        }
+        if enabled.contains("IteratorAgeMilliseconds") {
+            let age = i64::try_from(read.iterator_age_ms).unwrap_or(i64::MAX);
+            self.shard_iterator_age.get_or_create(&labels).set(age);
+        }
     }
 
     /// A SubscribeToShard call opened (`ok`) or refused.

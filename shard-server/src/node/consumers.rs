@@ -283,10 +283,9 @@ impl Node {
                 let bytes: u64 = slice.records.iter().map(|r| (r.data.len() + r.partition_key.len()) as u64).sum();
                 let records = slice.records.len() as u64;
                 self.metrics.subscribe_event(&stream.name, records, bytes, millis_behind_latest);
-                if !stream.def().shard_level_metrics.is_empty() {
-                    let id = crate::stream::shard_id(shard);
-                    self.metrics.shard_outgoing(&stream.name, &id, records, bytes, millis_behind_latest);
-                }
+                let enabled = stream.def().shard_level_metrics.clone();
+                let read = crate::metrics::Read { records, bytes, iterator_age_ms: millis_behind_latest };
+                self.metrics.shard_outgoing(&stream.name, &crate::stream::shard_id(shard), read, &enabled);
                 let event = SubscriptionEvent {
                     records: slice.records.into_iter().map(|r| (SequenceNumber::new(shard, r.counter), r)).collect(),
                     continuation: SequenceNumber::new(shard, position.saturating_sub(1)),

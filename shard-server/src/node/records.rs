@@ -9,6 +9,7 @@ use crate::append::Entry;
 use crate::error::{Error, Result};
 use crate::hash_range::hash_key;
 use crate::iterator::{IteratorError, ShardIterator};
+use crate::metrics::Read;
 use crate::sequence::SequenceNumber;
 use crate::shard::{self, ReadLimits};
 use crate::stream::{parse_shard_id, shard_id, Stream, StreamStatus};
@@ -61,9 +62,7 @@ impl Node {
                 let admitted =
                     !limited || stream.log(shard.index).is_none_or(|log| log.throttle.admit_write(size, now));
                 if !admitted {
-                    if !def.shard_level_metrics.is_empty() {
-                        self.metrics.shard_write_throttled(&def.name, &shard.id());
-                    }
+                    self.metrics.shard_write_throttled(&def.name, &shard.id(), &def.shard_level_metrics);
                     outcomes.push(Some(Err(Error::ThroughputExceeded(format!(
                         "Rate exceeded for shard {} in stream {} under account {}.",
                         shard.id(),
@@ -81,15 +80,15 @@ impl Node {
             }
             staged
         };
-        let shard_level = !stream.def().shard_level_metrics.is_empty();
+        let enabled = stream.def().shard_level_metrics.clone();
         let sizes: Vec<u64> =
-            if shard_level { staged.iter().map(|e| e.value.len() as u64).collect() } else { Vec::new() };
+            if enabled.is_empty() { Vec::new() } else { staged.iter().map(|e| e.value.len() as u64).collect() };
         let name = stream.name.clone();
         let appended = if staged.is_empty() { Vec::new() } else { self.appender.append(stream, staged).await? };
-        if shard_level {
+        if !enabled.is_empty() {
             // The appender may have routed a record again after a reshard; count where it landed.
             for (a, bytes) in appended.iter().zip(&sizes) {
-                self.metrics.shard_incoming(&name, &shard_id(a.shard), 1, *bytes);
+                self.metrics.shard_incoming(&name, &shard_id(a.shard), 1, *bytes, &enabled);
             }
         }
         let mut appended = appended.into_iter();
@@ -203,10 +202,11 @@ impl Node {
             let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
             (def.retention_ms(), def.shard(iterator.shard).and_then(|s| s.ending_counter), limited)
         };
-        let shard_level = !stream.def().shard_level_metrics.is_empty();
+        let enabled = stream.def().shard_level_metrics.clone();
         if limited && !log.throttle.admit_read(now) {
             let shard_text = shard_id(iterator.shard);
-            self.metrics.read_throttled(&stream.name, shard_level.then_some(shard_text.as_str()));
+            let per_shard = enabled.contains("ReadProvisionedThroughputExceeded");
+            self.metrics.read_throttled(&stream.name, per_shard.then_some(shard_text.as_str()));
             return Err(Error::ThroughputExceeded(format!(
                 "Rate exceeded for shard {} in stream {} under account {}.",
                 shard_id(iterator.shard),
@@ -237,15 +237,8 @@ impl Node {
         }
         let records = slice.records.len() as u64;
         self.metrics.get(&stream.name, records, bytes as u64, millis_behind_latest, started.elapsed(), true);
-        if shard_level {
-            self.metrics.shard_outgoing(
-                &stream.name,
-                &shard_id(iterator.shard),
-                records,
-                bytes as u64,
-                millis_behind_latest,
-            );
-        }
+        let read = Read { records, bytes: bytes as u64, iterator_age_ms: millis_behind_latest };
+        self.metrics.shard_outgoing(&stream.name, &shard_id(iterator.shard), read, &enabled);
         let at_end = ending_counter.is_some_and(|end| slice.next_position > end);
         let (next_iterator, child_shards) = if at_end {
             let def = stream.def();

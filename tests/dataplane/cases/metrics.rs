@@ -50,7 +50,12 @@ async fn metrics_follow_puts_reads_and_enhanced_monitoring() -> anyhow::Result<(
     // Shard-level metrics appear only once enhanced monitoring is on.
     let shard0 = r#"{stream="watched",shard="shardId-000000000000"}"#;
     assert_eq!(metric(&server, &format!("shardline_kinesis_shard_incoming_records_total{shard0}")).await?, 0.0);
-    client.enable_enhanced_monitoring().stream_name("watched").shard_level_metrics(MetricsName::All).send().await?;
+    client
+        .enable_enhanced_monitoring()
+        .stream_name("watched")
+        .shard_level_metrics(MetricsName::IncomingRecords)
+        .send()
+        .await?;
     let out = client
         .put_record()
         .stream_name("watched")
@@ -61,5 +66,7 @@ async fn metrics_follow_puts_reads_and_enhanced_monitoring() -> anyhow::Result<(
         .await?;
     assert_eq!(out.shard_id(), "shardId-000000000000");
     assert_eq!(metric(&server, &format!("shardline_kinesis_shard_incoming_records_total{shard0}")).await?, 1.0);
+    // Only the enabled shard-level metric is published.
+    assert_eq!(metric(&server, &format!("shardline_kinesis_shard_incoming_bytes_total{shard0}")).await?, 0.0);
     Ok(())
 }
