@@ -161,3 +161,67 @@ async fn the_throughput_switch_is_per_stream() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn lease_calls_refuse_bad_input_with_typed_statuses() -> anyhow::Result<()> {
+    use shardline_proto::v1::leases_client::LeasesClient;
+
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &[])?;
+    let channel = Channel::from_shared(server.endpoint.clone())?.connect().await?;
+    let mut admin = AdminClient::new(channel.clone());
+    let mut leases = LeasesClient::new(channel);
+    active(&mut admin, "leased", 1).await?;
+    let list = |application: &str| pb::ListLeasesRequest {
+        application: application.into(),
+        stream_name: "leased".into(),
+        initial_position: None,
+    };
+    let listed = leases.list_leases(list("app")).await?.into_inner().leases;
+    assert_eq!(listed.len(), 1);
+    let update = |owner: &str, shard: &str, counter: u64| pb::UpdateLeaseRequest {
+        application: "app".into(),
+        stream_name: "leased".into(),
+        shard_id: shard.into(),
+        expected_counter: counter,
+        owner: owner.into(),
+    };
+    let code = |status: &tonic::Status| {
+        status.metadata().get("x-shardline-error").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+
+    let bad_name = leases.list_leases(list("no spaces allowed")).await.expect_err("bad application");
+    assert_eq!(
+        (bad_name.code(), code(&bad_name).as_deref()),
+        (tonic::Code::InvalidArgument, Some("InvalidArgumentException"))
+    );
+    let missing_stream = leases
+        .list_leases(pb::ListLeasesRequest {
+            application: "app".into(),
+            stream_name: "nope".into(),
+            initial_position: None,
+        })
+        .await
+        .expect_err("missing stream");
+    assert_eq!(missing_stream.code(), tonic::Code::NotFound);
+    let no_owner = leases.take_lease(update("", "shardId-000000000000", 0)).await.expect_err("no owner");
+    assert_eq!(no_owner.code(), tonic::Code::InvalidArgument);
+    let no_shard = leases.take_lease(update("w", "shardId-000000000009", 0)).await.expect_err("no shard");
+    assert_eq!(no_shard.code(), tonic::Code::NotFound);
+    let taken = leases.take_lease(update("w", "shardId-000000000000", 0)).await?.into_inner();
+    assert_eq!(taken.lease_counter, 1);
+    let stale = leases.renew_lease(update("w", "shardId-000000000000", 0)).await.expect_err("stale counter");
+    assert_eq!((stale.code(), code(&stale).as_deref()), (tonic::Code::Aborted, Some("LeaseConflictException")));
+    let no_kind = leases
+        .checkpoint(pb::CheckpointRequest {
+            lease: Some(update("w", "shardId-000000000000", 1)),
+            checkpoint: Some(pb::Checkpoint::default()),
+        })
+        .await
+        .expect_err("checkpoint without a kind");
+    assert_eq!(no_kind.code(), tonic::Code::InvalidArgument);
+    let deleted =
+        leases.delete_application(pb::DeleteApplicationRequest { application: "app".into() }).await?.into_inner();
+    assert_eq!(deleted.deleted, 1);
+    Ok(())
+}
