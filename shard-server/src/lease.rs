@@ -142,12 +142,7 @@ impl LeaseTable {
         let mut leases = self.scan(&start, &end)?;
         let mut batch = WriteBatch::new();
         for shard in def.listed_shards(now_ms) {
-            let children: Vec<String> = def
-                .shards
-                .iter()
-                .filter(|c| c.parent == Some(shard.index) || c.adjacent_parent == Some(shard.index))
-                .map(|c| c.id())
-                .collect();
+            let children: Vec<String> = def.children(shard.index).map(|c| c.id()).collect();
             match leases.iter_mut().find(|l| l.lease_key == shard.id()) {
                 Some(lease) if lease.child_shard_ids != children => {
                     // Lineage only: the counter stays, so the holder's compare-and-set still works.

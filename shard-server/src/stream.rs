@@ -193,6 +193,11 @@ impl StreamDef {
             .filter(move |s| s.closed_at_ms.is_none_or(|closed| closed.saturating_add(retention) > now_ms))
     }
 
+    /// The shards split or merged out of shard `index`.
+    pub fn children(&self, index: u32) -> impl Iterator<Item = &ShardDef> {
+        self.shards.iter().filter(move |s| s.parent == Some(index) || s.adjacent_parent == Some(index))
+    }
+
     /// The open shard owning `hash_key`.
     pub fn route(&self, hash_key: u128) -> Option<&ShardDef> {
         self.open_shards().find(|s| s.hash_range.contains(hash_key))

@@ -68,6 +68,14 @@ fn request(
     (request, skip)
 }
 
+/// Moves a request past what a response delivered: after its continuation sequence number.
+fn advance(request: &mut pb::GetRecordsRequest, continuation: &str) {
+    if !continuation.is_empty() {
+        request.position = pb::StartingPosition::AfterSequenceNumber.into();
+        request.sequence_number = continuation.to_owned();
+    }
+}
+
 /// User records of a batch, with aggregates taken apart and already-processed sub-records of
 /// the resume point skipped.
 fn user_records(records: Vec<pb::Record>, skip: &mut Option<(String, u64)>) -> Vec<ConsumedRecord> {
@@ -172,10 +180,7 @@ impl<P: ShardRecordProcessor> ShardConsumer<P> {
                 }
             };
             let empty = response.records.is_empty();
-            if !response.continuation_sequence_number.is_empty() {
-                request.position = pb::StartingPosition::AfterSequenceNumber.into();
-                request.sequence_number = response.continuation_sequence_number.clone();
-            }
+            advance(&mut request, &response.continuation_sequence_number);
             if let Some(ending) = self.deliver(response, &mut skip).await {
                 return ending;
             }
@@ -257,10 +262,7 @@ impl<P: ShardRecordProcessor> ShardConsumer<P> {
                     millis_behind_latest: event.millis_behind_latest(),
                     child_shard_ids: event.child_shards().iter().map(|c| c.shard_id().to_owned()).collect(),
                 };
-                if !response.continuation_sequence_number.is_empty() {
-                    request.position = pb::StartingPosition::AfterSequenceNumber.into();
-                    request.sequence_number = response.continuation_sequence_number.clone();
-                }
+                advance(&mut request, &response.continuation_sequence_number);
                 if let Some(ending) = self.deliver(response, &mut skip).await {
                     return ending;
                 }
@@ -286,10 +288,7 @@ impl<P: ShardRecordProcessor> ShardConsumer<P> {
                     event = events.message() => event,
                 };
                 let Ok(Some(event)) = event else { break };
-                if !event.continuation_sequence_number.is_empty() {
-                    request.position = pb::StartingPosition::AfterSequenceNumber.into();
-                    request.sequence_number = event.continuation_sequence_number.clone();
-                }
+                advance(&mut request, &event.continuation_sequence_number);
                 if let Some(ending) = self.deliver(event, &mut skip).await {
                     return ending;
                 }

@@ -279,7 +279,7 @@ impl Node {
                     Some(arrival) if position <= last => now.saturating_sub(arrival),
                     _ => 0,
                 };
-                let child_shards = if at_end { self.children(&stream, shard) } else { Vec::new() };
+                let child_shards = if at_end { stream.def().children(shard).cloned().collect() } else { Vec::new() };
                 let bytes: u64 = slice.records.iter().map(|r| (r.data.len() + r.partition_key.len()) as u64).sum();
                 let records = slice.records.len() as u64;
                 self.metrics.subscribe_event(&stream.name, records, bytes, millis_behind_latest);
@@ -310,10 +310,5 @@ impl Node {
                 return;
             }
         }
-    }
-
-    fn children(&self, stream: &Stream, shard: u32) -> Vec<ShardDef> {
-        let def = stream.def();
-        def.shards.iter().filter(|s| s.parent == Some(shard) || s.adjacent_parent == Some(shard)).cloned().collect()
     }
 }

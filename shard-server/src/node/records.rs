@@ -241,14 +241,7 @@ impl Node {
         self.metrics.shard_outgoing(&stream.name, &shard_id(iterator.shard), read, &enabled);
         let at_end = ending_counter.is_some_and(|end| slice.next_position > end);
         let (next_iterator, child_shards) = if at_end {
-            let def = stream.def();
-            let children = def
-                .shards
-                .iter()
-                .filter(|s| s.parent == Some(iterator.shard) || s.adjacent_parent == Some(iterator.shard))
-                .cloned()
-                .collect();
-            (None, children)
+            (None, stream.def().children(iterator.shard).cloned().collect())
         } else {
             let next = ShardIterator { position: slice.next_position, issued_at_ms: now, ..iterator.clone() };
             (Some(self.iterators.encode(&next)), Vec::new())

@@ -131,6 +131,25 @@ async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
     Ok(started.elapsed())
 }
 
+/// True once every acknowledged record has been processed at least once.
+fn all_processed(journal: &Mutex<Journal>, acked: &[String]) -> bool {
+    let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+    let seen: HashSet<&String> = journal.processed.iter().map(|(_, _, _, d)| d).collect();
+    acked.iter().all(|d| seen.contains(d))
+}
+
+/// Waits until every acknowledged record was processed, then shuts the workers down.
+async fn drain(journal: &Mutex<Journal>, acked: &[String], workers: Vec<Running>) -> anyhow::Result<()> {
+    wait_for("every acknowledged record processed", Duration::from_secs(20), || all_processed(journal, acked)).await?;
+    for worker in &workers {
+        worker.stop.cancel();
+    }
+    for worker in workers {
+        worker.task.await?;
+    }
+    Ok(())
+}
+
 /// Puts batches until `stop`; returns the acknowledged data.
 fn producer(
     client: aws_sdk_kinesis::Client,
@@ -204,19 +223,7 @@ async fn workers_balance_fail_over_and_process_everything() -> anyhow::Result<()
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop_producing.cancel();
     let acked = produced.await?;
-    let acked_set: HashSet<&String> = acked.iter().collect();
-    wait_for("every acknowledged record processed", Duration::from_secs(20), || {
-        let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
-        let seen: HashSet<&String> = journal.processed.iter().map(|(_, _, _, d)| d).collect();
-        acked_set.iter().all(|d| seen.contains(*d))
-    })
-    .await?;
-    for worker in &workers {
-        worker.stop.cancel();
-    }
-    for worker in workers {
-        worker.task.await?;
-    }
+    drain(&journal, &acked, workers).await?;
 
     let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
     let mut copies: BTreeMap<&String, usize> = BTreeMap::new();
@@ -266,18 +273,7 @@ async fn children_start_only_after_their_parents_end() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop_producing.cancel();
     let acked = produced.await?;
-    wait_for("every record processed", Duration::from_secs(20), || {
-        let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
-        let seen: HashSet<&String> = journal.processed.iter().map(|(_, _, _, d)| d).collect();
-        acked.iter().all(|d| seen.contains(d))
-    })
-    .await?;
-    for worker in &workers {
-        worker.stop.cancel();
-    }
-    for worker in workers {
-        worker.task.await?;
-    }
+    drain(&journal, &acked, workers).await?;
     let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
     let parents: [(&str, &[&str]); 3] = [
         ("shardId-000000000002", &["shardId-000000000000"]),
@@ -409,12 +405,9 @@ async fn an_enhanced_fan_out_worker_reads_through_subscribe_to_shard_across_a_sp
     tokio::time::sleep(Duration::from_millis(600)).await;
     stop_producing.cancel();
     let acked = produced.await?;
-    let waited = wait_for("every record through SubscribeToShard", Duration::from_secs(20), || {
-        let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
-        let seen: HashSet<&String> = journal.processed.iter().map(|(_, _, _, d)| d).collect();
-        acked.iter().all(|d| seen.contains(d))
-    })
-    .await;
+    let waited =
+        wait_for("every record through SubscribeToShard", Duration::from_secs(20), || all_processed(&journal, &acked))
+            .await;
     if waited.is_err() {
         let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
         let mut per_shard: BTreeMap<&String, usize> = BTreeMap::new();
