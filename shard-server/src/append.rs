@@ -319,6 +319,18 @@ impl Writer {
         let mut entries = entries;
         {
             let def = stream.def();
+            if let Some(placement) = &def.placement {
+                // Cluster mode: the node routed each record to a shard this server owns. While a
+                // reshard is being prepared nothing is written; a shard that closed meanwhile may
+                // have children elsewhere, so the caller routes again rather than the writer.
+                let moved = entries.iter().any(|e| def.shard(e.shard).is_none_or(|s| !s.is_open()));
+                if placement.frozen || moved {
+                    return Err(Error::Unavailable(format!(
+                        "Stream {} is being resharded; retry the request shortly.",
+                        def.name
+                    )));
+                }
+            }
             for entry in &mut entries {
                 let open = def.shard(entry.shard).is_some_and(|s| s.is_open());
                 if !open {

@@ -29,6 +29,8 @@ pub struct Config {
     pub throughput_limits: bool,
     /// How long one SubscribeToShard call lasts (Kinesis: 5 minutes).
     pub subscription_lifetime: Duration,
+    /// This server's id in cluster mode (its pod name); `None` when standalone.
+    pub cluster_id: Option<String>,
 }
 
 impl Config {
@@ -44,6 +46,7 @@ impl Config {
             shard_limit: DEFAULT_SHARD_LIMIT,
             throughput_limits: false,
             subscription_lifetime: Duration::from_secs(300),
+            cluster_id: None,
         }
     }
 }

@@ -66,6 +66,23 @@ pub enum Error {
     /// The pagination token is older than its time-to-live.
     #[error("{0}")]
     ExpiredNextToken(String),
+    /// The operator owns this stream's topology (cluster mode).
+    #[error("{0}")]
+    ManagedByOperator(String),
+    /// An assignment older than the one this server holds.
+    #[error("Stream {stream} is at assignment epoch {current}; epoch {offered} is stale.")]
+    StaleEpoch {
+        /// Stream name.
+        stream: String,
+        /// The epoch offered.
+        offered: u64,
+        /// The epoch held.
+        current: u64,
+    },
+    /// The shard is briefly unavailable (being resharded, or its server cannot be reached);
+    /// retrying shortly succeeds.
+    #[error("{0}")]
+    Unavailable(String),
     /// The write path has stopped (the server is shutting down or storage failed).
     #[error("the write path is not accepting records: {0}")]
     WritePathClosed(&'static str),

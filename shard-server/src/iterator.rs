@@ -110,29 +110,46 @@ impl IteratorCodec {
         let mut mac = self.mac();
         mac.update(body);
         mac.verify_slice(tag).map_err(|_| IteratorError::Invalid)?;
-
-        let u64_at = |at: usize| -> Result<u64, IteratorError> {
-            let raw: [u8; 8] = body.get(at..at + 8).and_then(|s| s.try_into().ok()).ok_or(IteratorError::Invalid)?;
-            Ok(u64::from_be_bytes(raw))
-        };
-        let stream_id = u64_at(1)?;
-        let shard_raw: [u8; 4] = body.get(9..13).and_then(|s| s.try_into().ok()).ok_or(IteratorError::Invalid)?;
-        let position = u64_at(13)?;
-        let issued_at_ms = u64_at(21)?;
-        let name_len = usize::from(body[29]);
-        let name = body.get(FIXED_LEN..FIXED_LEN + name_len).ok_or(IteratorError::Invalid)?;
-        if FIXED_LEN + name_len != body.len() {
-            return Err(IteratorError::Invalid);
-        }
-        let stream_name = String::from_utf8(name.to_vec()).map_err(|_| IteratorError::Invalid)?;
+        let iterator = fields(body)?;
+        let issued_at_ms = iterator.issued_at_ms;
         if issued_at_ms > now_ms.saturating_add(FUTURE_SKEW_MS) {
             return Err(IteratorError::Invalid);
         }
         if now_ms.saturating_sub(issued_at_ms) > self.ttl_ms {
             return Err(IteratorError::Expired { issued_at_ms, now_ms, ttl_ms: self.ttl_ms });
         }
-        Ok(ShardIterator { stream_id, stream_name, shard: u32::from_be_bytes(shard_raw), position, issued_at_ms })
+        Ok(iterator)
     }
+}
+
+/// The stream and shard a token names, without checking it: enough for a cluster server to
+/// send the request to the shard's owner, which issued the token and checks it.
+pub fn peek(token: &str) -> Option<(String, u32)> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(token).ok()?;
+    if bytes.len() < FIXED_LEN + MAC_LEN || bytes[0] != VERSION {
+        return None;
+    }
+    let iterator = fields(&bytes[..bytes.len() - MAC_LEN]).ok()?;
+    Some((iterator.stream_name, iterator.shard))
+}
+
+/// The fields of a token's body (everything before the MAC).
+fn fields(body: &[u8]) -> Result<ShardIterator, IteratorError> {
+    let u64_at = |at: usize| -> Result<u64, IteratorError> {
+        let raw: [u8; 8] = body.get(at..at + 8).and_then(|s| s.try_into().ok()).ok_or(IteratorError::Invalid)?;
+        Ok(u64::from_be_bytes(raw))
+    };
+    let stream_id = u64_at(1)?;
+    let shard_raw: [u8; 4] = body.get(9..13).and_then(|s| s.try_into().ok()).ok_or(IteratorError::Invalid)?;
+    let position = u64_at(13)?;
+    let issued_at_ms = u64_at(21)?;
+    let name_len = usize::from(*body.get(29).ok_or(IteratorError::Invalid)?);
+    let name = body.get(FIXED_LEN..FIXED_LEN + name_len).ok_or(IteratorError::Invalid)?;
+    if FIXED_LEN + name_len != body.len() {
+        return Err(IteratorError::Invalid);
+    }
+    let stream_name = String::from_utf8(name.to_vec()).map_err(|_| IteratorError::Invalid)?;
+    Ok(ShardIterator { stream_id, stream_name, shard: u32::from_be_bytes(shard_raw), position, issued_at_ms })
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ pub mod lease;
 pub mod metrics;
 pub mod monitoring;
 pub mod node;
+pub mod peers;
+pub mod placement;
 pub mod reshard;
 pub mod retention;
 pub mod sequence;

@@ -12,8 +12,15 @@ use shard_server::{server, telemetry, Config, Node};
 #[command(version, about)]
 struct Cli {
     /// Run every shard and the stream catalog in this one process.
-    #[arg(long, env = "SHARDLINE_STANDALONE")]
+    #[arg(long, env = "SHARDLINE_STANDALONE", conflicts_with = "cluster")]
     standalone: bool,
+    /// Serve the shards the Shardline operator assigns (over gRPC) and forward requests for
+    /// other servers' shards to them.
+    #[arg(long, env = "SHARDLINE_CLUSTER", requires = "server_id")]
+    cluster: bool,
+    /// This server's id in the cluster: its pod name.
+    #[arg(long, env = "SHARDLINE_SERVER_ID")]
+    server_id: Option<String>,
     /// Directory for the RocksDB data (created if missing).
     #[arg(long, env = "SHARDLINE_DATA_DIR", default_value = "./shardline-data")]
     data_dir: PathBuf,
@@ -54,10 +61,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init();
-    if !cli.standalone {
-        bail!(
-            "cluster mode is started by the Shardline operator; run `shard-server --standalone` for a single process"
-        );
+    if !cli.standalone && !cli.cluster {
+        bail!("choose a mode: `--standalone` runs every shard in this process; `--cluster --server-id POD` serves what the Shardline operator assigns");
     }
     if cli.account_id.len() != 12 || !cli.account_id.bytes().all(|b| b.is_ascii_digit()) {
         bail!("--account-id must be 12 digits, got {:?}", cli.account_id);
@@ -71,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
     config.iterator_ttl = Duration::from_secs(cli.iterator_ttl_secs);
     config.stream_transition = Duration::from_millis(cli.stream_transition_ms);
     config.retention_check_interval = Duration::from_secs(cli.retention_check_secs.max(1));
+    config.cluster_id = if cli.cluster { cli.server_id.clone() } else { None };
 
     let node = Node::open(config).with_context(|| format!("opening {}", cli.data_dir.display()))?;
     let listener =
@@ -83,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
     // These two lines are the only things on stdout: scripts and tests read them.
     println!("shard-server listening on http://{address}");
     println!("shard-server metrics on http://{metrics_address}/metrics");
-    tracing::info!(%address, %metrics_address, data_dir = %cli.data_dir.display(), "standalone shard-server started");
+    let mode = if cli.cluster { "cluster" } else { "standalone" };
+    tracing::info!(%address, %metrics_address, mode, server_id = ?cli.server_id, data_dir = %cli.data_dir.display(), "shard-server started");
     let stop = tokio_util::sync::CancellationToken::new();
     let metrics = tokio::spawn(server::run_metrics(metrics_listener, node.clone(), stop.clone().cancelled_owned()));
     server::run(listener, node, shutdown_signal()).await?;

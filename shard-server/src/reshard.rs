@@ -262,6 +262,7 @@ mod tests {
             shard_level_metrics: Default::default(),
             throughput_limits: None,
             consumers: Vec::new(),
+            placement: None,
         }
     }
 

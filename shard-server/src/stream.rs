@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::consumer::ConsumerDef;
 use crate::error::{Error, Result};
 use crate::hash_range::HashRange;
+use crate::placement::Placement;
 use crate::sequence::SequenceNumber;
 use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
 
@@ -176,6 +177,9 @@ pub struct StreamDef {
     /// Enhanced fan-out consumers registered on the stream.
     #[serde(default)]
     pub consumers: Vec<ConsumerDef>,
+    /// Which server holds each shard (cluster mode); `None` on a standalone server.
+    #[serde(default)]
+    pub placement: Option<Placement>,
 }
 
 impl StreamDef {
@@ -443,6 +447,7 @@ impl Catalog {
             shard_level_metrics: BTreeSet::new(),
             throughput_limits: None,
             consumers: Vec::new(),
+            placement: None,
         };
         let mut batch = WriteBatch::new();
         batch.put(Cf::Catalog, keys::stream(&def.name), encode_def(&def)?);
@@ -450,6 +455,26 @@ impl Catalog {
         self.engine.write(batch, Durability::Sync)?;
         let stream = Arc::new(Stream::new(def, counters));
         streams.insert(request.name, stream.clone());
+        Ok(stream)
+    }
+
+    /// Adds a stream defined elsewhere (cluster mode: the operator's layout), giving it this
+    /// server's next internal id. Persisted before it becomes visible.
+    pub fn install(&self, mut def: StreamDef) -> Result<Arc<Stream>> {
+        let mut streams = self.streams.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if streams.contains_key(&def.name) {
+            return Err(Error::StreamExists { name: def.name, account: self.account.clone() });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        def.id = id;
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Catalog, keys::stream(&def.name), encode_def(&def)?);
+        batch.put(Cf::Meta, keys::meta(keys::NEXT_STREAM_ID), (id + 1).to_be_bytes().to_vec());
+        self.engine.write(batch, Durability::Sync)?;
+        let counters = vec![0; def.shards.len()];
+        let name = def.name.clone();
+        let stream = Arc::new(Stream::new(def, counters));
+        streams.insert(name, stream.clone());
         Ok(stream)
     }
 

@@ -76,9 +76,24 @@ impl Server {
         Self::start_at(dir.path(), extra_args, "127.0.0.1:0")
     }
 
+    /// Starts a `shard-server --cluster --server-id ID` on `data_dir`, listening on `listen`.
+    pub fn start_cluster(data_dir: &Path, id: &str, listen: &str, extra_args: &[&str]) -> anyhow::Result<Self> {
+        let mut args = vec!["--cluster", "--server-id", id];
+        args.extend_from_slice(extra_args);
+        Self::start_at(data_dir, &args, listen)
+    }
+
+    /// `host:port` of the endpoint.
+    pub fn address(&self) -> &str {
+        self.endpoint.trim_start_matches("http://")
+    }
+
     fn start_at(data_dir: &Path, extra_args: &[&str], listen: &str) -> anyhow::Result<Self> {
         let mut command = Command::new(server_binary()?);
-        command.arg("--standalone").arg("--data-dir").arg(data_dir);
+        if !extra_args.contains(&"--cluster") {
+            command.arg("--standalone");
+        }
+        command.arg("--data-dir").arg(data_dir);
         command.args([
             "--listen",
             listen,

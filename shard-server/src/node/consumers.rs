@@ -194,6 +194,13 @@ impl Node {
         }
         let stream = self.readable_stream(&view.stream_name)?;
         let (index, position) = self.resolve_start(&stream, shard, start)?;
+        if let crate::placement::Route::Remote(_) = self.route_in(&stream.def(), index) {
+            return Err(Error::InvalidArgument(format!(
+                "Enhanced fan-out on a cluster reaches only the shards of stream {}'s first server; {} is on another. Use GetRecords or the gRPC Subscribe call for it.",
+                view.stream_name,
+                crate::stream::shard_id(index)
+            )));
+        }
         let slot = self.subscriptions.take(&view.arn, index).ok_or_else(|| {
             Error::ResourceInUse(format!(
                 "Another active subscription exists for consumer {} and shard {}.",

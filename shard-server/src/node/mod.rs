@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::iterator::IteratorCodec;
 use crate::lease::LeaseTable;
 use crate::metrics::Metrics;
+use crate::peers::Peers;
 use crate::reshard::{self, Change};
 use crate::sequence::SequenceNumber;
 use crate::shard::StoredRecord;
@@ -25,6 +26,7 @@ use crate::store::{keys, Cf, Durability, KvEngine, RocksEngine, WriteBatch};
 use crate::stream::{Catalog, NewStream, ShardDef, Stream, StreamDef, StreamStatus};
 use crate::{retention, stream};
 
+mod cluster;
 mod consumers;
 mod leases;
 mod records;
@@ -45,6 +47,15 @@ pub struct PutEntry {
     pub explicit_hash_key: Option<u128>,
     /// Payload.
     pub data: Vec<u8>,
+}
+
+/// Where a request came from: a client, or another shard-server of the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// A client: requests for shards held elsewhere are sent on.
+    Client,
+    /// Another server: served here or refused, never sent on again.
+    Forwarded,
 }
 
 /// Where a put record landed.
@@ -120,6 +131,7 @@ pub struct Node {
     subscriptions: Arc<Subscriptions>,
     leases: LeaseTable,
     metrics: Arc<Metrics>,
+    peers: Peers,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -153,6 +165,7 @@ impl Node {
             subscriptions: Arc::default(),
             leases,
             metrics,
+            peers: Peers::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -212,6 +225,7 @@ impl Node {
 
     /// Creates a stream; it turns ACTIVE after the configured transition time.
     pub fn create_stream(self: &Arc<Self>, request: NewStream) -> Result<()> {
+        self.standalone_only(&request.name, "create it")?;
         let stream = self.catalog.create(request, self.now_ms())?;
         self.schedule_activation(stream);
         Ok(())
@@ -220,6 +234,7 @@ impl Node {
     /// Starts deleting a stream: DELETING now, data and definition gone shortly after.
     /// Registered consumers block the deletion unless `enforce_consumer_deletion` is set.
     pub fn delete_stream(self: &Arc<Self>, name: &str, enforce_consumer_deletion: bool) -> Result<()> {
+        self.standalone_only(name, "delete it")?;
         let stream = self.catalog.get(name)?;
         let account = self.config.account_id.clone();
         self.catalog.update(&stream, |def| match def.status {
@@ -264,6 +279,7 @@ impl Node {
     /// Changes the retention period, increasing (`increase`) or decreasing it as Kinesis does.
     pub fn set_retention(&self, name: &str, hours: u32, increase: bool) -> Result<()> {
         let stream = self.active_stream(name)?;
+        self.standalone_only(name, "change its retention (spec.retentionHours)")?;
         if hours < stream::MIN_RETENTION_HOURS {
             return Err(Error::InvalidArgument(format!(
                 "Minimum allowed retention period is {} hours. Requested retention period ({hours} hours) is too short.",
@@ -299,6 +315,7 @@ impl Node {
     /// before it is in a parent, every one after it in a child. The stream is UPDATING until
     /// the transition delay has passed.
     pub async fn reshard(self: &Arc<Self>, name: &str, change: Change) -> Result<()> {
+        self.standalone_only(name, "change its shards (spec.shards)")?;
         let stream = self.active_stream(name)?;
         {
             let def = stream.def();

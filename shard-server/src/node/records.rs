@@ -1,15 +1,17 @@
 //! Records on the node: routing and durable appends (PutRecord/PutRecords), shard iterators,
 //! and reads (GetRecords), with throughput limits and metrics.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{Node, PutEntry, PutResult, RecordsPage, StartingPosition, MAX_GET_RECORDS_BYTES};
+use super::{Hop, Node, PutEntry, PutResult, RecordsPage, StartingPosition, MAX_GET_RECORDS_BYTES};
 use crate::append::Entry;
 use crate::error::{Error, Result};
 use crate::hash_range::hash_key;
 use crate::iterator::{IteratorError, ShardIterator};
 use crate::metrics::Read;
+use crate::placement::Route;
 use crate::sequence::SequenceNumber;
 use crate::shard::{self, ReadLimits};
 use crate::stream::{parse_shard_id, shard_id, Stream, StreamStatus};
@@ -36,17 +38,35 @@ impl Node {
 
     /// Routes and appends records durably; results are in input order. With throughput limits
     /// on, a record over its shard's limit is refused on its own
-    /// ([`Error::ThroughputExceeded`]) and the others are still stored.
+    /// ([`Error::ThroughputExceeded`]) and the others are still stored. In cluster mode the
+    /// records of shards held by other servers are sent on to them.
     pub async fn put(&self, stream_name: &str, entries: Vec<PutEntry>) -> Result<Vec<Result<PutResult>>> {
+        self.put_from(stream_name, entries, Hop::Client).await
+    }
+
+    /// [`Node::put`] for a request that came from `hop`: a forwarded request is never sent on
+    /// again; its records for shards this server does not hold fail with a retryable error.
+    pub async fn put_from(
+        &self,
+        stream_name: &str,
+        entries: Vec<PutEntry>,
+        hop: Hop,
+    ) -> Result<Vec<Result<PutResult>>> {
+        enum Slot {
+            Done(Result<PutResult>),
+            Local,
+            Remote,
+        }
         let stream = self.writable_stream(stream_name)?;
         let now = self.now_ms();
-        let mut outcomes: Vec<Option<Result<PutResult>>> = Vec::with_capacity(entries.len());
+        let mut slots: Vec<Slot> = Vec::with_capacity(entries.len());
+        let mut remote: BTreeMap<String, Vec<(usize, u128, PutEntry)>> = BTreeMap::new();
         let staged = {
             let def = stream.def();
             let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
             let limit = def.max_record_bytes();
             let mut staged = Vec::with_capacity(entries.len());
-            for entry in &entries {
+            for (position, entry) in entries.into_iter().enumerate() {
                 let size = entry.partition_key.len() + entry.data.len();
                 if size > limit {
                     return Err(Error::InvalidArgument(format!(
@@ -59,11 +79,24 @@ impl Node {
                 let shard = def.route(hash).ok_or_else(|| {
                     Error::InvalidArgument(format!("No open shard of stream {} owns hash key {hash}.", def.name))
                 })?;
+                if let Route::Remote(address) = self.route_in(&def, shard.index) {
+                    if hop == Hop::Forwarded {
+                        slots.push(Slot::Done(Err(Error::Unavailable(format!(
+                            "{} of stream {} moved while the request was forwarded; retry shortly.",
+                            shard.id(),
+                            def.name
+                        )))));
+                    } else {
+                        slots.push(Slot::Remote);
+                        remote.entry(address).or_default().push((position, hash, entry));
+                    }
+                    continue;
+                }
                 let admitted =
                     !limited || stream.log(shard.index).is_none_or(|log| log.throttle.admit_write(size, now));
                 if !admitted {
                     self.metrics.shard_write_throttled(&def.name, &shard.id(), &def.shard_level_metrics);
-                    outcomes.push(Some(Err(Error::ThroughputExceeded(format!(
+                    slots.push(Slot::Done(Err(Error::ThroughputExceeded(format!(
                         "Rate exceeded for shard {} in stream {} under account {}.",
                         shard.id(),
                         def.name,
@@ -71,7 +104,7 @@ impl Node {
                     )))));
                     continue;
                 }
-                outcomes.push(None);
+                slots.push(Slot::Local);
                 staged.push(Entry {
                     shard: shard.index,
                     hash,
@@ -84,18 +117,45 @@ impl Node {
         let sizes: Vec<u64> =
             if enabled.is_empty() { Vec::new() } else { staged.iter().map(|e| e.value.len() as u64).collect() };
         let name = stream.name.clone();
-        let appended = if staged.is_empty() { Vec::new() } else { self.appender.append(stream, staged).await? };
+        let local = async {
+            if staged.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.appender.append(stream, staged).await
+            }
+        };
+        let forwarded = futures_util::future::join_all(remote.into_iter().map(|(address, group)| async move {
+            let positions: Vec<usize> = group.iter().map(|(p, _, _)| *p).collect();
+            let entries = group.into_iter().map(|(_, hash, entry)| (hash, entry)).collect();
+            (positions, self.peers.put(&address, stream_name, entries).await)
+        }));
+        let (appended, forwarded) = tokio::join!(local, forwarded);
+        let appended = appended?;
         if !enabled.is_empty() {
             // The appender may have routed a record again after a reshard; count where it landed.
             for (a, bytes) in appended.iter().zip(&sizes) {
                 self.metrics.shard_incoming(&name, &shard_id(a.shard), 1, *bytes, &enabled);
             }
         }
+        let mut answers: Vec<Option<Result<PutResult>>> = slots
+            .iter_mut()
+            .map(|slot| match std::mem::replace(slot, Slot::Remote) {
+                Slot::Done(result) => Some(result),
+                Slot::Local | Slot::Remote => None,
+            })
+            .collect();
+        for (positions, results) in forwarded {
+            for (position, result) in positions.into_iter().zip(results) {
+                if let Some(answer) = answers.get_mut(position) {
+                    *answer = Some(result);
+                }
+            }
+        }
         let mut appended = appended.into_iter();
-        Ok(outcomes
+        Ok(answers
             .into_iter()
-            .map(|outcome| match outcome {
-                Some(refused) => refused,
+            .map(|answer| match answer {
+                Some(done) => done,
                 None => appended
                     .next()
                     .map(|a| PutResult {

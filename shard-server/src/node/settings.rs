@@ -76,6 +76,7 @@ impl Node {
     /// Switches the capacity mode; the stream is UPDATING for the transition time.
     pub fn set_stream_mode(self: &Arc<Self>, name: &str, mode: StreamMode) -> Result<()> {
         let stream = self.active_stream(name)?;
+        self.standalone_only(name, "change its mode (spec.streamMode)")?;
         if stream.def().mode == mode {
             return Ok(());
         }

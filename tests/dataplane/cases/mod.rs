@@ -1,5 +1,6 @@
 mod bench;
 mod cbor;
+mod cluster;
 mod consumer;
 mod crash;
 mod fan_out;

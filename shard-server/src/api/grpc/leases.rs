@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use shardline_proto::v1 as pb;
+use shardline_proto::v1::leases_client::LeasesClient;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+
+use crate::peers::Peers;
 
 use super::{from_error, invalid};
 use crate::lease::{wire, Lease, LeaseChange};
@@ -39,12 +43,23 @@ impl LeasesService {
     }
 }
 
+impl LeasesService {
+    /// The home server of stream `stream` when the lease table is kept elsewhere.
+    fn home(&self, stream: &str, metadata: &tonic::metadata::MetadataMap) -> Result<Option<Channel>, Status> {
+        super::forward_to(&self.node, self.node.home_route(stream), metadata)
+    }
+}
+
 #[tonic::async_trait]
 impl pb::leases_server::Leases for LeasesService {
     async fn list_leases(
         &self,
         request: Request<pb::ListLeasesRequest>,
     ) -> Result<Response<pb::ListLeasesResponse>, Status> {
+        let home = self.home(&request.get_ref().stream_name, request.metadata())?;
+        if let Some(channel) = home {
+            return LeasesClient::new(channel).list_leases(Peers::request(request.into_inner())).await;
+        }
         let request = request.into_inner();
         let initial = match request.initial_position.as_ref() {
             Some(position) => wire::checkpoint(position).ok_or_else(|| invalid("initial_position has no kind"))?,
@@ -55,24 +70,37 @@ impl pb::leases_server::Leases for LeasesService {
     }
 
     async fn take_lease(&self, request: Request<pb::UpdateLeaseRequest>) -> Result<Response<pb::Lease>, Status> {
+        if let Some(channel) = self.home(&request.get_ref().stream_name, request.metadata())? {
+            return LeasesClient::new(channel).take_lease(Peers::request(request.into_inner())).await;
+        }
         let request = request.into_inner();
         let owner = request.owner.clone();
         self.update(request, LeaseChange::Take { owner })
     }
 
     async fn renew_lease(&self, request: Request<pb::UpdateLeaseRequest>) -> Result<Response<pb::Lease>, Status> {
+        if let Some(channel) = self.home(&request.get_ref().stream_name, request.metadata())? {
+            return LeasesClient::new(channel).renew_lease(Peers::request(request.into_inner())).await;
+        }
         let request = request.into_inner();
         let owner = request.owner.clone();
         self.update(request, LeaseChange::Renew { owner })
     }
 
     async fn evict_lease(&self, request: Request<pb::UpdateLeaseRequest>) -> Result<Response<pb::Lease>, Status> {
+        if let Some(channel) = self.home(&request.get_ref().stream_name, request.metadata())? {
+            return LeasesClient::new(channel).evict_lease(Peers::request(request.into_inner())).await;
+        }
         let request = request.into_inner();
         let owner = request.owner.clone();
         self.update(request, LeaseChange::Evict { owner })
     }
 
     async fn checkpoint(&self, request: Request<pb::CheckpointRequest>) -> Result<Response<pb::Lease>, Status> {
+        let stream = request.get_ref().lease.as_ref().map(|l| l.stream_name.clone()).unwrap_or_default();
+        if let Some(channel) = self.home(&stream, request.metadata())? {
+            return LeasesClient::new(channel).checkpoint(Peers::request(request.into_inner())).await;
+        }
         let request = request.into_inner();
         let lease = request.lease.ok_or_else(|| invalid("lease must be set"))?;
         let message = request.checkpoint.ok_or_else(|| invalid("checkpoint must be set"))?;

@@ -4,6 +4,7 @@
 //! `x-shardline-error` metadata entry, so both fronts report a failure the same way.
 
 pub mod admin;
+pub mod cluster;
 pub mod leases;
 pub mod records;
 
@@ -11,13 +12,18 @@ use std::sync::Arc;
 
 use axum::Router;
 use shardline_proto::v1::admin_server::AdminServer;
+use shardline_proto::v1::cluster_server::ClusterServer;
 use shardline_proto::v1::leases_server::LeasesServer;
 use shardline_proto::v1::records_server::RecordsServer;
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::api::kinesis::error::{ApiError, ErrorCode};
 use crate::error::Error;
-use crate::node::Node;
+use crate::node::{Hop, Node};
+use crate::peers::FORWARDED;
+use crate::placement::Route;
 
 /// Metadata key holding the Kinesis error type of a failed call.
 pub const ERROR_TYPE_METADATA: &str = "x-shardline-error";
@@ -30,7 +36,8 @@ pub fn routes(router: Router, node: Arc<Node>) -> Router {
             RecordsServer::new(records::RecordsService::new(node.clone())),
         )
         .route_service("/shardline.v1.Admin/{*method}", AdminServer::new(admin::AdminService::new(node.clone())))
-        .route_service("/shardline.v1.Leases/{*method}", LeasesServer::new(leases::LeasesService::new(node)))
+        .route_service("/shardline.v1.Leases/{*method}", LeasesServer::new(leases::LeasesService::new(node.clone())))
+        .route_service("/shardline.v1.Cluster/{*method}", ClusterServer::new(cluster::ClusterService::new(node)))
 }
 
 /// The gRPC status of a Kinesis-level error.
@@ -45,6 +52,8 @@ pub fn status(err: ApiError) -> Status {
         ErrorCode::DryRunOperation | ErrorCode::LeaseConflict => Code::Aborted,
         ErrorCode::RequestTooLarge => Code::ResourceExhausted,
         ErrorCode::InternalFailure => Code::Internal,
+        ErrorCode::AccessDenied => Code::PermissionDenied,
+        ErrorCode::Unavailable => Code::Unavailable,
     };
     let mut status = Status::new(code, err.message);
     if let Ok(value) = err.code.wire().0.parse() {
@@ -61,4 +70,25 @@ pub fn from_error(err: Error) -> Status {
 /// A `ValidationException`-shaped status for a bad field.
 pub fn invalid(message: impl Into<String>) -> Status {
     status(ApiError::new(ErrorCode::Validation, message.into()))
+}
+
+/// Whether a call came from a client or was forwarded by another server.
+pub fn hop(metadata: &MetadataMap) -> Hop {
+    if metadata.contains_key(FORWARDED) {
+        Hop::Forwarded
+    } else {
+        Hop::Client
+    }
+}
+
+/// A channel to the server a call must go to, or `None` to serve it here. A forwarded call for
+/// a shard held elsewhere is refused (retryably) rather than forwarded again.
+pub fn forward_to(node: &Node, route: Route, metadata: &MetadataMap) -> Result<Option<Channel>, Status> {
+    match route {
+        Route::Local => Ok(None),
+        Route::Remote(address) if hop(metadata) == Hop::Forwarded => Err(from_error(Error::Unavailable(format!(
+            "The request was forwarded here but belongs to {address}; retry shortly."
+        )))),
+        Route::Remote(address) => node.peers().channel(&address).map(Some).map_err(from_error),
+    }
 }

@@ -5,12 +5,16 @@ use std::sync::Arc;
 
 use futures_util::Stream;
 use shardline_proto::v1 as pb;
+use shardline_proto::v1::records_client::RecordsClient;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::{from_error, invalid};
 use crate::hash_range::parse_hash_key;
 use crate::node::{Node, PutEntry, RecordsPage, StartingPosition, SubscriptionEvent};
+use crate::peers::Peers;
 use crate::sequence::SequenceNumber;
+use crate::stream::parse_shard_id;
 
 /// Most records in one PutRecords call, as Kinesis.
 const MAX_BATCH_RECORDS: usize = 500;
@@ -29,6 +33,16 @@ impl RecordsService {
     /// Serves `node`.
     pub fn new(node: Arc<Node>) -> Self {
         Self { node }
+    }
+
+    /// The owner of the requested shard when another server holds it.
+    fn owner(
+        &self,
+        request: &pb::GetRecordsRequest,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Option<Channel>, Status> {
+        let Some(index) = parse_shard_id(&request.shard_id) else { return Ok(None) };
+        super::forward_to(&self.node, self.node.shard_route(&request.stream_name, index), metadata)
     }
 }
 
@@ -112,6 +126,7 @@ impl pb::records_server::Records for RecordsService {
         &self,
         request: Request<pb::PutRecordsRequest>,
     ) -> Result<Response<pb::PutRecordsResponse>, Status> {
+        let hop = super::hop(request.metadata());
         let request = request.into_inner();
         if request.records.is_empty() || request.records.len() > MAX_BATCH_RECORDS {
             return Err(invalid(format!(
@@ -126,7 +141,7 @@ impl pb::records_server::Records for RecordsService {
             )));
         }
         let entries = request.records.into_iter().map(entry).collect::<Result<Vec<_>, _>>()?;
-        let results = self.node.put(&request.stream_name, entries).await.map_err(from_error)?;
+        let results = self.node.put_from(&request.stream_name, entries, hop).await.map_err(from_error)?;
         let mut failed_record_count = 0;
         let records = results
             .into_iter()
@@ -156,6 +171,9 @@ impl pb::records_server::Records for RecordsService {
         &self,
         request: Request<pb::GetRecordsRequest>,
     ) -> Result<Response<pb::GetRecordsResponse>, Status> {
+        if let Some(channel) = self.owner(request.get_ref(), request.metadata())? {
+            return RecordsClient::new(channel).get_records(Peers::request(request.into_inner())).await;
+        }
         let request = request.into_inner();
         let position = start(request.position, &request.sequence_number, request.timestamp_ms)?;
         let limit = match request.limit {
@@ -178,6 +196,10 @@ impl pb::records_server::Records for RecordsService {
         &self,
         request: Request<pb::GetRecordsRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        if let Some(channel) = self.owner(request.get_ref(), request.metadata())? {
+            let events = RecordsClient::new(channel).subscribe(Peers::request(request.into_inner())).await?;
+            return Ok(Response::new(Box::pin(events.into_inner())));
+        }
         let request = request.into_inner();
         let position = start(request.position, &request.sequence_number, request.timestamp_ms)?;
         let events = self.node.follow(&request.stream_name, &request.shard_id, position).map_err(from_error)?;

@@ -37,6 +37,10 @@ pub enum ErrorCode {
     RequestTooLarge,
     /// A fault inside the server.
     InternalFailure,
+    /// The caller may not do this here (cluster mode: topology belongs to the operator).
+    AccessDenied,
+    /// A transient failure; retrying shortly succeeds.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -59,6 +63,9 @@ impl ErrorCode {
             ErrorCode::DryRunOperation => ("DryRunOperationException", StatusCode::BAD_REQUEST),
             ErrorCode::RequestTooLarge => ("SerializationException", StatusCode::PAYLOAD_TOO_LARGE),
             ErrorCode::InternalFailure => ("InternalFailure", StatusCode::INTERNAL_SERVER_ERROR),
+            ErrorCode::AccessDenied => ("AccessDeniedException", StatusCode::BAD_REQUEST),
+            // Kinesis' per-record and whole-call code for a transient server-side failure.
+            ErrorCode::Unavailable => ("InternalFailure", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 }
@@ -112,6 +119,9 @@ impl From<Error> for ApiError {
             Error::LimitExceeded(_) => ErrorCode::LimitExceeded,
             Error::ThroughputExceeded(_) => ErrorCode::ProvisionedThroughputExceeded,
             Error::LeaseConflict(_) => ErrorCode::LeaseConflict,
+            Error::ManagedByOperator(_) => ErrorCode::AccessDenied,
+            Error::StaleEpoch { .. } => ErrorCode::ResourceInUse,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::ExpiredIterator(_) => ErrorCode::ExpiredIterator,
             Error::ExpiredNextToken(_) => ErrorCode::ExpiredNextToken,
             Error::WritePathClosed(_) | Error::Store(_) => {

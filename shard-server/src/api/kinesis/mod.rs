@@ -7,6 +7,7 @@ pub mod codec;
 pub mod error;
 pub mod ops;
 pub mod page_token;
+pub mod relay;
 pub mod shapes;
 pub mod stream_ref;
 pub mod validate;
@@ -125,6 +126,8 @@ pub enum Answer {
     Body(Vec<u8>),
     /// An `application/vnd.amazon.eventstream` body.
     Events(Body),
+    /// The answer of the server the request was relayed to (cluster mode).
+    Relayed(reqwest::Response),
 }
 
 /// Runs one operation on a request body and returns its answer in the same wire format.
@@ -225,12 +228,18 @@ async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
                 format!("The request body exceeds the limit of {MAX_REQUEST_BYTES} bytes."),
             )
         })?;
+        if let Some(address) = relay::destination(&node, op, wire, &parts.headers, &body) {
+            let relayed = node.peers().forward_http(&address, &parts.headers, body).await.map_err(ApiError::from)?;
+            return Ok(Answer::Relayed(relayed));
+        }
         dispatch(op, wire, &body, &node).await
     }
     .await;
+
     let (status, body, error_type, content_type) = match outcome {
         Ok(Answer::Body(body)) => (StatusCode::OK, Body::from(body), None, wire.content_type()),
         Ok(Answer::Events(events)) => (StatusCode::OK, events, None, subscribe_to_shard::EVENT_STREAM_CONTENT_TYPE),
+        Ok(Answer::Relayed(relayed)) => return relayed_response(relayed, &request_id),
         Err(err) => {
             let (kind, status) = err.code.wire();
             tracing::debug!(error = kind, message = %err.message, "request refused");
@@ -246,5 +255,26 @@ async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
     if let Some(kind) = error_type {
         headers.insert("x-amzn-errortype", HeaderValue::from_static(kind));
     }
+    response
+}
+
+/// A relayed server's answer, passed on as it came (streamed, so SubscribeToShard works too).
+fn relayed_response(relayed: reqwest::Response, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(relayed.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut headers = axum::http::HeaderMap::new();
+    for name in [header::CONTENT_TYPE.as_str(), "x-amzn-errortype", "x-amzn-requestid"] {
+        if let Some(value) = relayed.headers().get(name).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+            if let Ok(name) = axum::http::HeaderName::from_bytes(name.as_bytes()) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    if !headers.contains_key("x-amzn-requestid") {
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            headers.insert("x-amzn-requestid", id);
+        }
+    }
+    let mut response = (status, Body::from_stream(relayed.bytes_stream())).into_response();
+    response.headers_mut().extend(headers);
     response
 }

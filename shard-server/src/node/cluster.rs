@@ -1,0 +1,397 @@
+//! Cluster mode on the node: installing the operator's layouts, freezing and resharding a
+//! stream whose shards live on several servers, releasing it, and deciding where a request for
+//! a shard is served.
+//!
+//! A reshard across servers runs as three calls from the operator: `Freeze` on every server
+//! (in order with appends, each stops writing the stream and reports its open shards' final
+//! counters), `Reshard` on one server (it applies UpdateShardCount with those counters and
+//! places the children), then `Assign` of the resulting layout to the others. Every step is
+//! persisted and idempotent, and each layout carries the stream's epoch, so an operator that
+//! stops anywhere and starts again converges.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use shardline_proto::v1 as pb;
+
+use super::Node;
+use crate::api::kinesis::validate::is_stream_name;
+use crate::error::{Error, Result};
+use crate::hash_range::{parse_hash_key, HashRange};
+use crate::placement::{Member, Placement, Route};
+use crate::reshard::{self, Change};
+use crate::stream::{
+    ShardDef, Stream, StreamDef, StreamMode, StreamStatus, DEFAULT_MAX_RECORD_SIZE_KIB, MAX_RETENTION_HOURS,
+    MIN_RETENTION_HOURS,
+};
+
+impl Node {
+    /// This server's id in cluster mode.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.config.cluster_id.as_deref()
+    }
+
+    /// The error for a topology change asked of a cluster-mode server.
+    pub(crate) fn managed_by_operator(&self, stream: &str, what: &str) -> Error {
+        Error::ManagedByOperator(format!(
+            "Stream {stream} under account {} is managed by the Shardline operator: {what} through its Stream resource.",
+            self.config.account_id
+        ))
+    }
+
+    /// Refuses a topology change (create, delete, reshard, retention, mode) in cluster mode.
+    pub(crate) fn standalone_only(&self, stream: &str, what: &str) -> Result<()> {
+        match self.cluster_id() {
+            Some(_) => Err(self.managed_by_operator(stream, what)),
+            None => Ok(()),
+        }
+    }
+
+    /// Where shard `index` of `def` is served, seen from this server.
+    pub(crate) fn route_in(&self, def: &StreamDef, index: u32) -> Route {
+        match (self.cluster_id(), &def.placement) {
+            (Some(me), Some(placement)) => placement.route(index, me).unwrap_or(Route::Local),
+            _ => Route::Local,
+        }
+    }
+
+    /// Where requests for shard `index` of stream `name` are served. A stream this server does
+    /// not know is answered here (not found).
+    pub fn shard_route(&self, name: &str, index: u32) -> Route {
+        match self.catalog.get(name) {
+            Ok(stream) => self.route_in(&stream.def(), index),
+            Err(_) => Route::Local,
+        }
+    }
+
+    /// Where the stream-wide state of stream `name` (lease table, consumers, tags, monitoring)
+    /// is kept: its home server.
+    pub fn home_route(&self, name: &str) -> Route {
+        let Ok(stream) = self.catalog.get(name) else { return Route::Local };
+        let def = stream.def();
+        match (self.cluster_id(), def.placement.as_ref().and_then(Placement::home)) {
+            (Some(me), Some(home)) if home.id != me => Route::Remote(home.address.clone()),
+            _ => Route::Local,
+        }
+    }
+
+    /// The peer connections.
+    pub fn peers(&self) -> &crate::peers::Peers {
+        &self.peers
+    }
+
+    fn cluster_me(&self) -> Result<&str> {
+        self.cluster_id().ok_or_else(|| {
+            Error::InvalidArgument("This shard-server runs standalone; cluster calls need --cluster.".into())
+        })
+    }
+
+    fn epoch_of(def: &StreamDef) -> u64 {
+        def.placement.as_ref().map_or(0, |p| p.epoch)
+    }
+
+    /// Installs `layout` (creating the stream when new), in order with appends. An older epoch
+    /// than the one held is refused; the same epoch is a no-op.
+    pub async fn assign(self: &Arc<Self>, layout: pb::StreamLayout) -> Result<pb::StreamLayout> {
+        self.cluster_me()?;
+        let incoming = decode_layout(&layout, self.now_ms())?;
+        let node = self.clone();
+        let answer = Arc::new(Mutex::new(None));
+        let slot = answer.clone();
+        self.appender
+            .barrier(move || {
+                let installed = match node.catalog.get(&incoming.name) {
+                    Ok(stream) if !stream.is_deleted() => {
+                        let current = Self::epoch_of(&stream.def());
+                        let offered = Self::epoch_of(&incoming);
+                        if offered < current {
+                            return Err(Error::StaleEpoch { stream: incoming.name, offered, current });
+                        }
+                        if offered > current {
+                            node.catalog.update(&stream, |def| {
+                                def.shards = incoming.shards;
+                                def.retention_hours = incoming.retention_hours;
+                                def.throughput_limits = incoming.throughput_limits;
+                                def.placement = incoming.placement;
+                                def.status = StreamStatus::Active;
+                                Ok(())
+                            })?;
+                        }
+                        stream
+                    }
+                    _ => node.catalog.install(incoming)?,
+                };
+                let layout = encode_layout(&installed.def());
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(layout);
+                Ok(())
+            })
+            .await?;
+        let layout = answer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let layout = layout.ok_or(Error::WritePathClosed("the assignment produced no layout"))?;
+        tracing::info!(stream = %layout.stream_name, epoch = layout.epoch, "layout assigned");
+        Ok(layout)
+    }
+
+    /// The layout of stream `name` on this server and the progress of the shards it owns.
+    pub fn cluster_state(&self, name: &str) -> Result<pb::ClusterStateResponse> {
+        let me = self.cluster_me()?.to_owned();
+        let Ok(stream) = self.catalog.get(name) else {
+            return Ok(pb::ClusterStateResponse { server_id: me, layout: None, owned: Vec::new() });
+        };
+        if stream.is_deleted() {
+            return Ok(pb::ClusterStateResponse { server_id: me, layout: None, owned: Vec::new() });
+        }
+        let def = stream.def().clone();
+        let owned = owned_shards(&stream, &def, &me, false);
+        Ok(pb::ClusterStateResponse { server_id: me, layout: Some(encode_layout(&def)), owned })
+    }
+
+    /// Stops writes to stream `name` on this server at epoch `epoch`, in order with appends, and
+    /// reports the final counters of the open shards it owns. Idempotent.
+    pub async fn freeze(self: &Arc<Self>, name: &str, epoch: u64) -> Result<Vec<pb::ShardProgress>> {
+        let me = self.cluster_me()?.to_owned();
+        let stream = self.catalog.get(name)?;
+        let node = self.clone();
+        let target = stream.clone();
+        let answer = Arc::new(Mutex::new(Vec::new()));
+        let slot = answer.clone();
+        self.appender
+            .barrier(move || {
+                let current = Self::epoch_of(&target.def());
+                if current != epoch {
+                    return Err(Error::StaleEpoch { stream: target.name.clone(), offered: epoch, current });
+                }
+                node.catalog.update(&target, |def| {
+                    if let Some(placement) = def.placement.as_mut() {
+                        placement.frozen = true;
+                    }
+                    Ok(())
+                })?;
+                let def = target.def().clone();
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = owned_shards(&target, &def, &me, true);
+                Ok(())
+            })
+            .await?;
+        tracing::info!(stream = %stream.name, epoch, "stream frozen for a reshard");
+        let owned = std::mem::take(&mut *answer.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(owned)
+    }
+
+    /// Applies UpdateShardCount to `target` open shards on the frozen stream at `epoch`, with
+    /// every open shard ending at `endings`, places the children and returns the layout at
+    /// `epoch + 1`. Asked again after it succeeded, it returns that layout.
+    pub async fn cluster_reshard(
+        self: &Arc<Self>,
+        name: &str,
+        epoch: u64,
+        target: u32,
+        endings: HashMap<u32, u64>,
+    ) -> Result<pb::StreamLayout> {
+        self.cluster_me()?;
+        let stream = self.catalog.get(name)?;
+        let node = self.clone();
+        let subject = stream.clone();
+        self.appender
+            .barrier(move || {
+                let (current, frozen) = {
+                    let def = subject.def();
+                    (Self::epoch_of(&def), def.placement.as_ref().is_some_and(|p| p.frozen))
+                };
+                if current == epoch + 1 {
+                    return Ok(());
+                }
+                if current != epoch {
+                    return Err(Error::StaleEpoch { stream: subject.name.clone(), offered: epoch, current });
+                }
+                if !frozen {
+                    return Err(Error::InvalidArgument(format!(
+                        "Stream {} must be frozen on every server before it is resharded.",
+                        subject.name
+                    )));
+                }
+                let now = node.now_ms();
+                node.catalog.update(&subject, |def| {
+                    if let Some(open) = def.open_shards().find(|s| !endings.contains_key(&s.index)) {
+                        return Err(Error::InvalidArgument(format!(
+                            "The final counter of {} is missing from the reshard request.",
+                            open.id()
+                        )));
+                    }
+                    // The operator, not an account quota, paces a cluster's scalings.
+                    def.scalings_ms.clear();
+                    reshard::validate(def, Change::Scale { target }, &node.config.account_id, now)?;
+                    let ending = |index: u32| endings.get(&index).copied().unwrap_or(0);
+                    reshard::apply(def, Change::Scale { target }, &ending, now);
+                    let snapshot = def.clone();
+                    if let Some(placement) = def.placement.as_mut() {
+                        placement.place_unowned(&snapshot);
+                        placement.epoch = epoch + 1;
+                        placement.frozen = false;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        tracing::info!(stream = %stream.name, epoch = epoch + 1, target, "stream resharded");
+        let layout = encode_layout(&stream.def());
+        Ok(layout)
+    }
+
+    /// Deletes stream `name` and all its records from this server; false when it had none.
+    pub async fn release(&self, name: &str) -> Result<bool> {
+        self.cluster_me()?;
+        let Ok(stream) = self.catalog.get(name) else { return Ok(false) };
+        self.appender.delete_stream(stream.clone()).await?;
+        self.catalog.forget(&stream);
+        tracing::info!(stream = %name, "stream released");
+        Ok(true)
+    }
+}
+
+/// The shards of `def` owned by `me` (only the open ones with `open_only`), with their logs'
+/// progress.
+fn owned_shards(stream: &Stream, def: &StreamDef, me: &str, open_only: bool) -> Vec<pb::ShardProgress> {
+    let Some(placement) = &def.placement else { return Vec::new() };
+    def.shards
+        .iter()
+        .filter(|s| (!open_only || s.is_open()) && placement.owners.get(&s.index).is_some_and(|o| o == me))
+        .map(|s| {
+            let log = stream.log(s.index);
+            pb::ShardProgress {
+                index: s.index,
+                last_counter: log.as_ref().map_or(0, |l| l.last_counter.load(Ordering::Acquire)),
+                last_arrival_ms: log.as_ref().map_or(0, |l| l.last_arrival_ms.load(Ordering::Acquire)),
+            }
+        })
+        .collect()
+}
+
+/// The wire form of a stream's definition and placement.
+pub fn encode_layout(def: &StreamDef) -> pb::StreamLayout {
+    let placement = def.placement.clone();
+    let owners = placement.as_ref().map(|p| p.owners.clone()).unwrap_or_default();
+    pb::StreamLayout {
+        stream_name: def.name.clone(),
+        epoch: placement.as_ref().map_or(0, |p| p.epoch),
+        frozen: placement.as_ref().is_some_and(|p| p.frozen),
+        servers: placement
+            .map(|p| p.members.into_iter().map(|m| pb::ClusterServer { id: m.id, address: m.address }).collect())
+            .unwrap_or_default(),
+        shards: def
+            .shards
+            .iter()
+            .map(|s| pb::ShardLayout {
+                index: s.index,
+                starting_hash_key: s.hash_range.start.to_string(),
+                ending_hash_key: s.hash_range.end.to_string(),
+                parent: s.parent,
+                adjacent_parent: s.adjacent_parent,
+                created_at_ms: s.created_at_ms,
+                ending_counter: s.ending_counter,
+                closed_at_ms: s.closed_at_ms,
+                owner: owners.get(&s.index).cloned().unwrap_or_default(),
+            })
+            .collect(),
+        retention_hours: def.retention_hours,
+        throughput_limits: def.throughput_limits,
+        created_at_ms: def.created_at_ms,
+        initial_shard_count: 0,
+        initial_owners: Vec::new(),
+    }
+}
+
+/// A stream definition from a layout, checked field by field.
+fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
+    let invalid = |message: String| Err(Error::InvalidArgument(message));
+    if !is_stream_name(&layout.stream_name) {
+        return invalid(format!("'{}' is not a valid stream name.", layout.stream_name));
+    }
+    if layout.epoch == 0 {
+        return invalid("A layout's epoch starts at 1.".into());
+    }
+    if !(MIN_RETENTION_HOURS..=MAX_RETENTION_HOURS).contains(&layout.retention_hours) {
+        return invalid(format!(
+            "Retention of {} hours is outside {MIN_RETENTION_HOURS}..={MAX_RETENTION_HOURS}.",
+            layout.retention_hours
+        ));
+    }
+    if layout.servers.is_empty() {
+        return invalid("A layout names at least one server.".into());
+    }
+    let members: Vec<Member> =
+        layout.servers.iter().map(|s| Member { id: s.id.clone(), address: s.address.clone() }).collect();
+    let created_at = if layout.created_at_ms == 0 { now_ms } else { layout.created_at_ms };
+    let mut owners = BTreeMap::new();
+    let shards: Vec<ShardDef> = if layout.shards.is_empty() {
+        let count = layout.initial_shard_count;
+        if count == 0 || layout.initial_owners.len() != count as usize {
+            return invalid(format!(
+                "A new layout needs shards, or initial_shard_count ≥ 1 with one owner each (got {count} and {}).",
+                layout.initial_owners.len()
+            ));
+        }
+        HashRange::split_evenly(count)
+            .into_iter()
+            .zip(0u32..)
+            .map(|(hash_range, index)| ShardDef {
+                index,
+                hash_range,
+                parent: None,
+                adjacent_parent: None,
+                created_at_ms: created_at,
+                ending_counter: None,
+                closed_at_ms: None,
+            })
+            .collect()
+    } else {
+        let mut shards = Vec::with_capacity(layout.shards.len());
+        for (position, shard) in layout.shards.iter().enumerate() {
+            let (Some(start), Some(end)) =
+                (parse_hash_key(&shard.starting_hash_key), parse_hash_key(&shard.ending_hash_key))
+            else {
+                return invalid(format!("Shard {} has a malformed hash key range.", shard.index));
+            };
+            if shard.index as usize != position || start > end {
+                return invalid(format!("Shard {} is out of order or has an empty range.", shard.index));
+            }
+            shards.push(ShardDef {
+                index: shard.index,
+                hash_range: HashRange { start, end },
+                parent: shard.parent,
+                adjacent_parent: shard.adjacent_parent,
+                created_at_ms: shard.created_at_ms,
+                ending_counter: shard.ending_counter,
+                closed_at_ms: shard.closed_at_ms,
+            });
+            if !shard.owner.is_empty() {
+                owners.insert(shard.index, shard.owner.clone());
+            }
+        }
+        shards
+    };
+    for (index, owner) in (0u32..).zip(&layout.initial_owners) {
+        if layout.shards.is_empty() {
+            owners.insert(index, owner.clone());
+        }
+    }
+    if let Some((index, owner)) = owners.iter().find(|(_, o)| !members.iter().any(|m| &m.id == *o)) {
+        return invalid(format!("Shard {index} is owned by {owner}, which is not one of the stream's servers."));
+    }
+    Ok(StreamDef {
+        id: 0,
+        name: layout.stream_name.clone(),
+        status: StreamStatus::Active,
+        mode: StreamMode::Provisioned,
+        retention_hours: layout.retention_hours,
+        created_at_ms: created_at,
+        max_record_size_kib: DEFAULT_MAX_RECORD_SIZE_KIB,
+        shards,
+        tags: BTreeMap::new(),
+        scalings_ms: Vec::new(),
+        shard_level_metrics: Default::default(),
+        throughput_limits: layout.throughput_limits,
+        consumers: Vec::new(),
+        placement: Some(Placement { epoch: layout.epoch, frozen: layout.frozen, members, owners }),
+    })
+}

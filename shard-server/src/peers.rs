@@ -1,0 +1,110 @@
+//! Calls from one shard-server to the others of its cluster: a request for a shard this server
+//! does not hold goes to the server that does. Connections are made lazily and reused.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::records_client::RecordsClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, Result};
+use crate::node::{PutEntry, PutResult};
+use crate::sequence::SequenceNumber;
+
+/// Metadata (and HTTP header) marking a request one server forwarded to another: the receiver
+/// serves it or fails it, and never forwards it again.
+pub const FORWARDED: &str = "x-shardline-forwarded";
+
+/// Connections to the other servers.
+#[derive(Debug, Default)]
+pub struct Peers {
+    channels: Mutex<HashMap<String, Channel>>,
+    http: reqwest::Client,
+}
+
+/// The error for a server that could not be reached; retrying reaches it or its successor.
+pub fn unreachable(address: &str, cause: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("The shard-server at {address} could not be reached ({cause}); retry shortly."))
+}
+
+impl Peers {
+    /// A gRPC channel to the server at `address` (`host:port`).
+    pub fn channel(&self, address: &str) -> Result<Channel> {
+        let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(channel) = channels.get(address) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|err| unreachable(address, err))?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .connect_lazy();
+        channels.insert(address.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// A request marked as forwarded.
+    pub fn request<T>(message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+        request
+    }
+
+    /// Puts `entries` (hash keys resolved) on the server at `address`; results in input order.
+    /// A record the owner refuses keeps its Kinesis error; an unreachable owner fails every
+    /// record with a retryable error.
+    pub async fn put(&self, address: &str, stream: &str, entries: Vec<(u128, PutEntry)>) -> Vec<Result<PutResult>> {
+        let count = entries.len();
+        let records = entries
+            .into_iter()
+            .map(|(hash, e)| pb::PutRecordEntry {
+                partition_key: e.partition_key,
+                explicit_hash_key: Some(hash.to_string()),
+                data: e.data,
+            })
+            .collect();
+        let request = Self::request(pb::PutRecordsRequest { stream_name: stream.to_owned(), records });
+        let answer = match self.channel(address) {
+            Ok(channel) => RecordsClient::new(channel).put_records(request).await,
+            Err(err) => return (0..count).map(|_| Err(Error::Unavailable(err.to_string()))).collect(),
+        };
+        match answer {
+            Ok(response) => {
+                let mut results: Vec<Result<PutResult>> =
+                    response.into_inner().records.into_iter().map(put_result).collect();
+                results.resize_with(count, || Err(unreachable(address, "short answer")));
+                results
+            }
+            Err(status) => (0..count).map(|_| Err(unreachable(address, status.message()))).collect(),
+        }
+    }
+
+    /// Sends a Kinesis HTTP request on to the server at `address` unchanged.
+    pub async fn forward_http(
+        &self,
+        address: &str,
+        headers: &axum::http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> Result<reqwest::Response> {
+        let mut request = self.http.post(format!("http://{address}/")).body(body);
+        for name in ["content-type", "x-amz-target", "authorization", "x-amz-date"] {
+            if let Some(value) = headers.get(name) {
+                request = request.header(name, value.as_bytes());
+            }
+        }
+        request.header(FORWARDED, "1").send().await.map_err(|err| unreachable(address, err))
+    }
+}
+
+fn put_result(result: pb::PutRecordResult) -> Result<PutResult> {
+    if result.error_code.is_empty() {
+        let sequence_number = SequenceNumber::parse(&result.sequence_number)
+            .ok_or_else(|| Error::Unavailable(format!("bad sequence number {}", result.sequence_number)))?;
+        return Ok(PutResult { shard_id: result.shard_id, sequence_number });
+    }
+    Err(match result.error_code.as_str() {
+        "ProvisionedThroughputExceededException" => Error::ThroughputExceeded(result.error_message),
+        "InvalidArgumentException" => Error::InvalidArgument(result.error_message),
+        _ => Error::Unavailable(result.error_message),
+    })
+}
