@@ -111,7 +111,12 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                 ..Container::default()
             };
             let claim = PersistentVolumeClaim {
-                metadata: ObjectMeta { name: Some("data".into()), ..ObjectMeta::default() },
+                // Labelled so that deleting the stream can find and delete its volumes.
+                metadata: ObjectMeta {
+                    name: Some("data".into()),
+                    labels: Some(labels(stream)),
+                    ..ObjectMeta::default()
+                },
                 spec: Some(PersistentVolumeClaimSpec {
                     access_modes: Some(vec!["ReadWriteOnce".into()]),
                     storage_class_name: stream.spec.storage.storage_class_name.clone(),
@@ -134,7 +139,13 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                     selector: LabelSelector { match_labels: Some(pod_labels.clone()), ..LabelSelector::default() },
                     template: PodTemplateSpec {
                         metadata: Some(ObjectMeta { labels: Some(pod_labels), ..ObjectMeta::default() }),
-                        spec: Some(PodSpec { containers: vec![container], affinity, ..PodSpec::default() }),
+                        // Shard-servers never call the Kubernetes API: no token in their pods.
+                        spec: Some(PodSpec {
+                            containers: vec![container],
+                            affinity,
+                            automount_service_account_token: Some(false),
+                            ..PodSpec::default()
+                        }),
                     },
                     volume_claim_templates: Some(vec![claim]),
                     pod_management_policy: Some("Parallel".into()),

@@ -1,11 +1,18 @@
 //! The Shardline Kubernetes operator: `Stream` and `Consumer` custom resources
-//! (`shardline.io/v1alpha1`), and the pure planning the reconcilers act on — where shards go
-//! ([`placement`]), how a stream moves from one shard count to another ([`reshard`]), and
-//! what its status says ([`status`]).
+//! (`shardline.io/v1alpha1`), the pure planning the reconcilers act on — where shards go
+//! ([`placement`]), how a stream moves from one shard count to another ([`reshard`]), which
+//! step comes next ([`decide`]), what its status says ([`status`]), how far a consumer lags
+//! ([`lag`]) — and the reconcilers themselves ([`reconcile`]), talking to the shard-servers
+//! through [`fleet`].
 
 pub mod children;
 pub mod crd;
+pub mod decide;
+pub mod fleet;
+pub mod lag;
+pub mod metrics;
 pub mod placement;
+pub mod reconcile;
 pub mod reshard;
 pub mod status;
 

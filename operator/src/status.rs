@@ -2,8 +2,6 @@
 //! shard count, shard map with the serving server. Pure: the reconciler writes the result with
 //! server-side apply.
 
-use std::collections::BTreeMap;
-
 use shardline_proto::v1 as pb;
 
 use crate::crd::condition::{self, Condition};
@@ -12,16 +10,20 @@ use crate::crd::stream::{Phase, ShardStatus, StreamStatus};
 /// What one reconcile pass observed.
 #[derive(Debug, Clone)]
 pub struct Observed<'a> {
-    /// The stream as a shard-server describes it, when it exists there.
-    pub description: Option<&'a pb::StreamDescription>,
-    /// Shard id → server pod.
-    pub placement: &'a BTreeMap<String, String>,
+    /// The newest layout the shard-servers hold, once the stream exists on them.
+    pub layout: Option<&'a pb::StreamLayout>,
     /// Shard-server pods that are Ready, out of those wanted.
     pub ready_servers: usize,
     /// Shard-server pods wanted.
     pub wanted_servers: usize,
     /// The shard count the spec asks for.
     pub wanted_shards: u32,
+    /// Remaining UpdateShardCount steps (empty when none).
+    pub plan: Vec<u32>,
+    /// The resource is being deleted.
+    pub deleting: bool,
+    /// Why the last step failed, when it did.
+    pub failure: Option<String>,
     /// The resource's generation.
     pub generation: Option<i64>,
     /// Now, RFC 3339.
@@ -43,32 +45,37 @@ fn condition(kind: &str, status: bool, reason: &str, message: String, observed: 
     }
 }
 
+fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
 /// The next status, given the previous one (whose condition times are kept when unchanged).
 pub fn build(previous: Option<&StreamStatus>, observed: &Observed<'_>) -> StreamStatus {
     let mut conditions = previous.map(|p| p.conditions.clone()).unwrap_or_default();
     let shard_map: Vec<ShardStatus> = observed
-        .description
-        .map(|d| {
-            d.shards
+        .layout
+        .map(|layout| {
+            layout
+                .shards
                 .iter()
                 .map(|s| ShardStatus {
-                    id: s.shard_id.clone(),
+                    id: shard_id(s.index),
                     starting_hash_key: s.starting_hash_key.clone(),
                     ending_hash_key: s.ending_hash_key.clone(),
-                    state: if s.ending_sequence_number.is_some() { "closed" } else { "open" }.into(),
-                    parents: s.parent_shard_id.iter().chain(s.adjacent_parent_shard_id.iter()).cloned().collect(),
-                    server: observed.placement.get(&s.shard_id).cloned(),
+                    state: if s.ending_counter.is_some() { "closed" } else { "open" }.into(),
+                    parents: s.parent.iter().chain(s.adjacent_parent.iter()).map(|p| shard_id(*p)).collect(),
+                    server: (!s.owner.is_empty()).then(|| s.owner.clone()),
                 })
                 .collect()
         })
         .unwrap_or_default();
     let open = u32::try_from(shard_map.iter().filter(|s| s.state == "open").count()).unwrap_or(u32::MAX);
-    let server_status = observed.description.map(|d| pb::StreamStatus::try_from(d.status).unwrap_or_default());
     let servers_ready = observed.ready_servers >= observed.wanted_servers && observed.wanted_servers > 0;
-    let resharding = open != observed.wanted_shards || server_status == Some(pb::StreamStatus::Updating);
-    let phase = match server_status {
-        None | Some(pb::StreamStatus::Creating | pb::StreamStatus::Unspecified) => Phase::Creating,
-        Some(pb::StreamStatus::Deleting) => Phase::Deleting,
+    let frozen = observed.layout.is_some_and(|l| l.frozen);
+    let resharding = observed.layout.is_some() && (open != observed.wanted_shards || frozen);
+    let phase = match observed.layout {
+        _ if observed.deleting => Phase::Deleting,
+        None => Phase::Creating,
         Some(_) if resharding => Phase::Updating,
         Some(_) => Phase::Active,
     };
@@ -85,12 +92,26 @@ pub fn build(previous: Option<&StreamStatus>, observed: &Observed<'_>) -> Stream
         "ServersNotReady"
     };
     condition::set(&mut conditions, condition("Ready", ready, ready_reason, ready_message, observed));
-    let reshard_message = format!("{open} open shards, {} wanted", observed.wanted_shards);
+    let reshard_message = match observed.plan.as_slice() {
+        [] => format!("{open} open shards, {} wanted", observed.wanted_shards),
+        steps => format!("{open} open shards, {} wanted; steps {steps:?}", observed.wanted_shards),
+    };
     let reshard_reason = if resharding { "Resharding" } else { "ShardCountReached" };
     condition::set(&mut conditions, condition("Resharding", resharding, reshard_reason, reshard_message, observed));
-    let degraded = observed.ready_servers < observed.wanted_servers && observed.ready_servers > 0;
-    let degraded_message = format!("{} of {} shard-servers ready", observed.ready_servers, observed.wanted_servers);
-    let degraded_reason = if degraded { "ServersMissing" } else { "AllServersReady" };
+    let missing = observed.ready_servers < observed.wanted_servers && observed.ready_servers > 0;
+    let (degraded, degraded_reason, degraded_message) = match &observed.failure {
+        Some(failure) => (true, "StepFailed", failure.clone()),
+        None if missing => (
+            true,
+            "ServersMissing",
+            format!("{} of {} shard-servers ready", observed.ready_servers, observed.wanted_servers),
+        ),
+        None => (
+            false,
+            "AllServersReady",
+            format!("{} of {} shard-servers ready", observed.ready_servers, observed.wanted_servers),
+        ),
+    };
     condition::set(&mut conditions, condition("Degraded", degraded, degraded_reason, degraded_message, observed));
     StreamStatus {
         phase: Some(phase),
@@ -100,6 +121,9 @@ pub fn build(previous: Option<&StreamStatus>, observed: &Observed<'_>) -> Stream
         selector: Some(observed.selector.clone()),
         shard_map,
         endpoint: Some(observed.endpoint.clone()),
+        epoch: observed.layout.map(|l| l.epoch),
+        retention_hours: observed.layout.map(|l| l.retention_hours),
+        reshard_plan: observed.plan.clone(),
     }
 }
 
@@ -107,40 +131,37 @@ pub fn build(previous: Option<&StreamStatus>, observed: &Observed<'_>) -> Stream
 mod tests {
     use super::*;
 
-    fn description(status: pb::StreamStatus, open: usize, closed: usize) -> pb::StreamDescription {
-        let shard = |i: usize, closed: bool| pb::Shard {
-            shard_id: format!("shardId-{i:012}"),
+    fn layout(open: usize, closed: usize, frozen: bool) -> pb::StreamLayout {
+        let shard = |i: usize, is_closed: bool| pb::ShardLayout {
+            index: u32::try_from(i).unwrap_or_default(),
             starting_hash_key: "0".into(),
             ending_hash_key: "1".into(),
-            starting_sequence_number: "4".into(),
-            ending_sequence_number: closed.then(|| "5".into()),
-            parent_shard_id: None,
-            adjacent_parent_shard_id: None,
+            ending_counter: is_closed.then_some(5),
+            parent: (i >= closed && closed > 0).then_some(0),
+            owner: "s-0-0".into(),
+            ..Default::default()
         };
-        pb::StreamDescription {
-            stream_name: "s".into(),
-            status: status.into(),
+        pb::StreamLayout {
+            epoch: 3,
+            frozen,
             shards: (0..closed)
                 .map(|i| shard(i, true))
                 .chain((closed..closed + open).map(|i| shard(i, false)))
                 .collect(),
+            retention_hours: 24,
             ..Default::default()
         }
     }
 
-    fn observed<'a>(
-        d: Option<&'a pb::StreamDescription>,
-        placement: &'a BTreeMap<String, String>,
-        ready: usize,
-        wanted: u32,
-        now: &'a str,
-    ) -> Observed<'a> {
+    fn observed<'a>(layout: Option<&'a pb::StreamLayout>, ready: usize, wanted: u32, now: &'a str) -> Observed<'a> {
         Observed {
-            description: d,
-            placement,
+            layout,
             ready_servers: ready,
             wanted_servers: 3,
             wanted_shards: wanted,
+            plan: Vec::new(),
+            deleting: false,
+            failure: None,
             generation: Some(2),
             now,
             endpoint: "http://s.default.svc:4567".into(),
@@ -154,27 +175,36 @@ mod tests {
 
     #[test]
     fn phases_and_conditions_follow_the_servers_and_the_shard_count() {
-        let placement = BTreeMap::from([("shardId-000000000000".to_owned(), "s-0-0".to_owned())]);
-        let creating = build(None, &observed(None, &placement, 0, 4, "t1"));
+        let creating = build(None, &observed(None, 0, 4, "t1"));
         assert_eq!(creating.phase, Some(Phase::Creating));
         assert_eq!(get(&creating, "Ready").status, "False");
 
-        let d = description(pb::StreamStatus::Active, 4, 0);
-        let active = build(Some(&creating), &observed(Some(&d), &placement, 3, 4, "t2"));
+        let l = layout(4, 0, false);
+        let active = build(Some(&creating), &observed(Some(&l), 3, 4, "t2"));
         assert_eq!(active.phase, Some(Phase::Active));
-        assert_eq!(active.shards, 4);
+        assert_eq!((active.shards, active.epoch), (4, Some(3)));
         assert_eq!(get(&active, "Ready").status, "True");
         assert_eq!(get(&active, "Ready").last_transition_time, "t2");
         assert_eq!(active.shard_map[0].server.as_deref(), Some("s-0-0"));
 
-        let d = description(pb::StreamStatus::Active, 4, 2);
-        let scaling = build(Some(&active), &observed(Some(&d), &placement, 2, 8, "t3"));
+        let l = layout(4, 2, false);
+        let mut scaling_observed = observed(Some(&l), 2, 8, "t3");
+        scaling_observed.plan = vec![8];
+        let scaling = build(Some(&active), &scaling_observed);
         assert_eq!(scaling.phase, Some(Phase::Updating));
         assert_eq!(get(&scaling, "Resharding").status, "True");
         assert_eq!(get(&scaling, "Degraded").status, "True");
         assert_eq!(scaling.shard_map.iter().filter(|s| s.state == "closed").count(), 2);
+        assert_eq!(scaling.shard_map[2].parents, vec!["shardId-000000000000".to_owned()]);
+        assert_eq!(scaling.reshard_plan, vec![8]);
 
-        let again = build(Some(&scaling), &observed(Some(&d), &placement, 2, 8, "t4"));
+        let again = build(Some(&scaling), &observed(Some(&l), 2, 8, "t4"));
         assert_eq!(get(&again, "Resharding").last_transition_time, "t3", "unchanged status keeps its time");
+
+        let frozen = layout(4, 0, true);
+        assert_eq!(build(None, &observed(Some(&frozen), 3, 4, "t5")).phase, Some(Phase::Updating));
+        let mut failing = observed(Some(&frozen), 3, 4, "t6");
+        failing.failure = Some("shard-server s-1-0 refused Freeze".into());
+        assert_eq!(get(&build(None, &failing), "Degraded").reason, "StepFailed");
     }
 }

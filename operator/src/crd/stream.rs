@@ -133,6 +133,15 @@ pub struct StreamStatus {
     /// The Kinesis endpoint (the client Service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// The shard-servers' layout epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// Retention the shard-servers apply, in hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_hours: Option<u32>,
+    /// Open-shard counts of the UpdateShardCount steps still to run, the current one first.
+    #[serde(default)]
+    pub reshard_plan: Vec<u32>,
 }
 
 /// A stream's lifecycle phase.

@@ -2,42 +2,9 @@
 //! manifests are stored with their defaults, bad ones are rejected with the field named, and
 //! the scale subresource moves `.spec.shards` (what `kubectl scale` does).
 
-use std::time::{Duration, Instant};
-
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use shardline_operator::crd::stream::Stream;
-use shardline_tests::kube::ControlPlane;
-
-async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
-            continue;
-        }
-        let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &PatchParams::apply("shardline-tests").force(), &Patch::Apply(&crd)).await?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let current = crds.get(&name).await?;
-            let established = current
-                .status
-                .and_then(|s| s.conditions)
-                .into_iter()
-                .flatten()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            anyhow::ensure!(Instant::now() < deadline, "{name} never became Established");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    Ok(())
-}
+use shardline_tests::kube::{install_crds, ControlPlane};
 
 fn stream(name: &str, spec: serde_json::Value) -> anyhow::Result<Stream> {
     Ok(serde_json::from_value(serde_json::json!({

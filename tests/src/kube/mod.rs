@@ -8,6 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+pub mod kubelet;
+pub mod operator;
+
+pub use kubelet::Kubelet;
+pub use operator::Operator;
 
 /// The admin user's bearer token.
 const TOKEN: &str = "shardline-test-admin-token";
@@ -127,6 +134,16 @@ impl ControlPlane {
         }
     }
 
+    /// Writes a kubeconfig for the admin user (what the operator process reads via KUBECONFIG).
+    pub fn kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: harness\n  cluster:\n    server: {}\n    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:\n    token: {TOKEN}\ncontexts:\n- name: harness\n  context:\n    cluster: harness\n    user: admin\n    namespace: default\ncurrent-context: harness\n",
+            self.url
+        );
+        std::fs::write(path, text)?;
+        Ok(())
+    }
+
     /// A kube client for the admin user.
     pub fn client(&self) -> anyhow::Result<kube::Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -135,4 +152,36 @@ impl ControlPlane {
         config.auth_info.token = Some(TOKEN.to_owned().into());
         Ok(kube::Client::try_from(config)?)
     }
+}
+
+/// Applies every CRD in `crds/` and waits until each is Established.
+pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &kube::api::PatchParams::apply("shardline-tests").force(), &kube::api::Patch::Apply(&crd))
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let current = crds.get(&name).await?;
+            let established = current
+                .status
+                .and_then(|s| s.conditions)
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{name} never became Established");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,149 @@
+//! The operator's calls to one stream's shard-servers (`shardline.v1.Cluster`), each with a
+//! deadline so a stuck server fails the reconcile (which is retried) instead of hanging it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::cluster_client::ClusterClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::decide::Member;
+
+/// How long one call to a server may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failed call to a shard-server.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The server could not be reached.
+    #[error("cannot reach shard-server {server} at {address}: {source}")]
+    Connect {
+        /// Server id.
+        server: String,
+        /// Its address.
+        address: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The server refused or failed the call.
+    #[error("shard-server {server} refused {call}: {status}")]
+    Call {
+        /// Server id.
+        server: String,
+        /// The call.
+        call: &'static str,
+        /// Its status.
+        status: Box<tonic::Status>,
+    },
+    /// A reply lacked a field it must carry.
+    #[error("shard-server {server} answered {call} without a layout")]
+    Incomplete {
+        /// Server id.
+        server: String,
+        /// The call.
+        call: &'static str,
+    },
+}
+
+/// The Ready servers of one stream.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    members: Vec<Member>,
+}
+
+impl Fleet {
+    /// The fleet of `members`.
+    pub fn new(members: Vec<Member>) -> Self {
+        Self { members }
+    }
+
+    /// The members.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    async fn client(member: &Member) -> Result<ClusterClient<Channel>, FleetError> {
+        let connect =
+            |source| FleetError::Connect { server: member.id.clone(), address: member.address.clone(), source };
+        let channel = Endpoint::from_shared(format!("http://{}", member.address))
+            .map_err(connect)?
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(CALL_TIMEOUT)
+            .connect()
+            .await
+            .map_err(connect)?;
+        Ok(ClusterClient::new(channel))
+    }
+
+    fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    fn refused<'a>(member: &'a Member, call: &'static str) -> impl FnOnce(tonic::Status) -> FleetError + 'a {
+        move |status| FleetError::Call { server: member.id.clone(), call, status: Box::new(status) }
+    }
+
+    /// Every member's state of `stream`.
+    pub async fn states(&self, stream: &str) -> Result<Vec<pb::ClusterStateResponse>, FleetError> {
+        let calls = self.members.iter().map(|member| async move {
+            let request = pb::ClusterStateRequest { stream_name: stream.to_owned() };
+            let answer = Self::client(member).await?.state(request).await.map_err(Self::refused(member, "State"))?;
+            let mut state = answer.into_inner();
+            state.server_id.clone_from(&member.id);
+            Ok(state)
+        });
+        futures_util::future::try_join_all(calls).await
+    }
+
+    /// Assigns `layout` to the members named in `to`.
+    pub async fn assign(&self, layout: &pb::StreamLayout, to: &[String]) -> Result<(), FleetError> {
+        let calls = to.iter().filter_map(|id| self.member(id)).map(|member| async move {
+            let request = pb::AssignRequest { layout: Some(layout.clone()) };
+            Self::client(member).await?.assign(request).await.map_err(Self::refused(member, "Assign"))?;
+            Ok::<_, FleetError>(())
+        });
+        futures_util::future::try_join_all(calls).await.map(|_| ())
+    }
+
+    /// Freezes `stream` on every member at `epoch`; the final counter of every open shard.
+    pub async fn freeze(&self, stream: &str, epoch: u64) -> Result<HashMap<u32, u64>, FleetError> {
+        let calls = self.members.iter().map(|member| async move {
+            let request = pb::FreezeRequest { stream_name: stream.to_owned(), epoch };
+            let answer = Self::client(member).await?.freeze(request).await.map_err(Self::refused(member, "Freeze"))?;
+            Ok::<_, FleetError>(answer.into_inner().owned_open)
+        });
+        let frozen = futures_util::future::try_join_all(calls).await?;
+        Ok(frozen.into_iter().flatten().map(|s| (s.index, s.last_counter)).collect())
+    }
+
+    /// Reshards the frozen `stream` on member `home`; the layout at the next epoch.
+    pub async fn reshard(
+        &self,
+        home: &Member,
+        stream: &str,
+        epoch: u64,
+        target: u32,
+        ending_counters: HashMap<u32, u64>,
+    ) -> Result<pb::StreamLayout, FleetError> {
+        let request = pb::ClusterReshardRequest {
+            stream_name: stream.to_owned(),
+            epoch,
+            target_shard_count: target,
+            ending_counters,
+        };
+        let answer = Self::client(home).await?.reshard(request).await.map_err(Self::refused(home, "Reshard"))?;
+        answer.into_inner().layout.ok_or(FleetError::Incomplete { server: home.id.clone(), call: "Reshard" })
+    }
+
+    /// Deletes `stream` and its data from every member.
+    pub async fn release(&self, stream: &str) -> Result<(), FleetError> {
+        let calls = self.members.iter().map(|member| async move {
+            let request = pb::ReleaseRequest { stream_name: stream.to_owned() };
+            Self::client(member).await?.release(request).await.map_err(Self::refused(member, "Release"))?;
+            Ok::<_, FleetError>(())
+        });
+        futures_util::future::try_join_all(calls).await.map(|_| ())
+    }
+}

@@ -1,0 +1,116 @@
+//! The controllers: level-triggered reconcilers for `Stream` and `Consumer`, their shared
+//! context (client, event recorder, metrics) and typed errors. A failure is retried with
+//! backoff, reported as an event and a condition, and never crashes the operator.
+
+pub mod consumer;
+pub mod stream;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::discovery::ApiResource;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource};
+
+use crate::children::KINESIS_PORT;
+use crate::decide::Member;
+use crate::fleet::FleetError;
+use crate::metrics::Metrics;
+use crate::placement::Server;
+
+/// Field manager of everything the operator applies.
+pub const MANAGER: &str = "shardline-operator";
+
+/// A reconcile failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A shard-server call failed.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// The resource cannot be acted on as written.
+    #[error("{0}")]
+    Invalid(String),
+    /// A lease or record call to a shard-server failed.
+    #[error("shard-server call {call}: {status}")]
+    Data {
+        /// The call.
+        call: &'static str,
+        /// Its status.
+        status: Box<tonic::Status>,
+    },
+}
+
+/// What the reconcilers share.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Image of the shard-server pods.
+    pub image: String,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Reconcile metrics.
+    pub metrics: Metrics,
+    /// The PodDisruptionBudget resource the cluster serves (policy/v1 or v1beta1).
+    pub disruption_budget: ApiResource,
+    /// Pause inside a reshard step, between freezing and resharding (0 in production; tests
+    /// use it to stop the operator mid-step).
+    pub reshard_pause: Duration,
+}
+
+impl Context {
+    /// Publishes an event about `object`; a failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, object: &K, warning: bool, reason: &str, note: String) {
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(cause = %err, reason, "cannot publish event");
+        }
+    }
+}
+
+/// The Ready shard-server pods among `wanted`, with their addresses (pod IP and Kinesis port).
+pub async fn ready_members(
+    client: &Client,
+    namespace: &str,
+    stream: &str,
+    wanted: &[Server],
+) -> Result<Vec<Member>, ReconcileError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app.kubernetes.io/name=shard-server,app.kubernetes.io/instance={stream}");
+    let listed = pods.list(&ListParams::default().labels(&selector)).await?;
+    Ok(wanted
+        .iter()
+        .filter_map(|server| {
+            let pod = listed.items.iter().find(|p| p.metadata.name.as_deref() == Some(server.name.as_str()))?;
+            if pod.metadata.deletion_timestamp.is_some() {
+                return None;
+            }
+            let status = pod.status.as_ref()?;
+            let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+            let ip = status.pod_ip.as_deref().filter(|ip| !ip.is_empty())?;
+            ready.then(|| Member {
+                id: server.name.clone(),
+                address: format!("{ip}:{KINESIS_PORT}"),
+                zone: server.zone.clone(),
+            })
+        })
+        .collect())
+}
+
+/// Now as RFC 3339 and as ms since the epoch.
+pub fn now() -> (String, u64) {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    (now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), u64::try_from(now.as_millisecond()).unwrap_or(0))
+}
