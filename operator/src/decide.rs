@@ -162,26 +162,8 @@ mod tests {
     }
 
     fn layout(epoch: u64, open: usize, closed: usize, members: &[Member]) -> pb::StreamLayout {
-        let shard = |i: usize, closed: bool| pb::ShardLayout {
-            index: u32::try_from(i).unwrap_or_default(),
-            ending_counter: closed.then_some(5),
-            owner: members[i % members.len()].id.clone(),
-            ..Default::default()
-        };
-        pb::StreamLayout {
-            stream_name: "s".into(),
-            epoch,
-            servers: members
-                .iter()
-                .map(|m| pb::ClusterServer { id: m.id.clone(), address: m.address.clone() })
-                .collect(),
-            shards: (0..closed)
-                .map(|i| shard(i, true))
-                .chain((closed..closed + open).map(|i| shard(i, false)))
-                .collect(),
-            retention_hours: 24,
-            ..Default::default()
-        }
+        let servers: Vec<(&str, &str)> = members.iter().map(|m| (m.id.as_str(), m.address.as_str())).collect();
+        crate::fixtures::layout(epoch, open, closed, &servers)
     }
 
     #[test]

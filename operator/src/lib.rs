@@ -8,6 +8,8 @@
 pub mod children;
 pub mod crd;
 pub mod decide;
+#[cfg(test)]
+mod fixtures;
 pub mod fleet;
 pub mod lag;
 pub mod metrics;

@@ -132,25 +132,7 @@ mod tests {
     use super::*;
 
     fn layout(open: usize, closed: usize, frozen: bool) -> pb::StreamLayout {
-        let shard = |i: usize, is_closed: bool| pb::ShardLayout {
-            index: u32::try_from(i).unwrap_or_default(),
-            starting_hash_key: "0".into(),
-            ending_hash_key: "1".into(),
-            ending_counter: is_closed.then_some(5),
-            parent: (i >= closed && closed > 0).then_some(0),
-            owner: "s-0-0".into(),
-            ..Default::default()
-        };
-        pb::StreamLayout {
-            epoch: 3,
-            frozen,
-            shards: (0..closed)
-                .map(|i| shard(i, true))
-                .chain((closed..closed + open).map(|i| shard(i, false)))
-                .collect(),
-            retention_hours: 24,
-            ..Default::default()
-        }
+        pb::StreamLayout { frozen, ..crate::fixtures::layout(3, open, closed, &[("s-0-0", "10.0.0.1:4567")]) }
     }
 
     fn observed<'a>(layout: Option<&'a pb::StreamLayout>, ready: usize, wanted: u32, now: &'a str) -> Observed<'a> {

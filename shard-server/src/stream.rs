@@ -99,6 +99,23 @@ pub struct ShardDef {
 }
 
 impl ShardDef {
+    /// The first shards of a new stream: `count` shards over even hash ranges.
+    pub fn roots(count: u32, created_at_ms: u64) -> Vec<ShardDef> {
+        HashRange::split_evenly(count)
+            .into_iter()
+            .zip(0u32..)
+            .map(|(hash_range, index)| ShardDef {
+                index,
+                hash_range,
+                parent: None,
+                adjacent_parent: None,
+                created_at_ms,
+                ending_counter: None,
+                closed_at_ms: None,
+            })
+            .collect()
+    }
+
     /// The Kinesis shard id.
     pub fn id(&self) -> String {
         shard_id(self.index)
@@ -419,19 +436,7 @@ impl Catalog {
             )));
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let shards = HashRange::split_evenly(request.shard_count)
-            .into_iter()
-            .zip(0u32..)
-            .map(|(hash_range, index)| ShardDef {
-                index,
-                hash_range,
-                parent: None,
-                adjacent_parent: None,
-                created_at_ms: now_ms,
-                ending_counter: None,
-                closed_at_ms: None,
-            })
-            .collect::<Vec<_>>();
+        let shards = ShardDef::roots(request.shard_count, now_ms);
         let counters = vec![0; shards.len()];
         let def = StreamDef {
             id,

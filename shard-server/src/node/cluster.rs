@@ -331,19 +331,7 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
                 layout.initial_owners.len()
             ));
         }
-        HashRange::split_evenly(count)
-            .into_iter()
-            .zip(0u32..)
-            .map(|(hash_range, index)| ShardDef {
-                index,
-                hash_range,
-                parent: None,
-                adjacent_parent: None,
-                created_at_ms: created_at,
-                ending_counter: None,
-                closed_at_ms: None,
-            })
-            .collect()
+        ShardDef::roots(count, created_at)
     } else {
         let mut shards = Vec::with_capacity(layout.shards.len());
         for (position, shard) in layout.shards.iter().enumerate() {
