@@ -80,6 +80,18 @@ async fn crds_validate_default_and_scale_on_a_real_apiserver() -> anyhow::Result
     let owned = sets.get("zoned-0").await?;
     assert_eq!(owned.metadata.owner_references.map(|o| o[0].name.clone()), Some("zoned".to_owned()));
 
+    // The manifests in examples/ are valid as written (server-side dry run).
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
+    let mut example: Stream = serde_yaml::from_str(&std::fs::read_to_string(examples.join("stream.yaml"))?)?;
+    example.metadata.name = Some("example".into());
+    let accepted = streams.create(&dry_run, &example).await?;
+    assert_eq!(accepted.spec.retention_hours, 48);
+    let consumer: shardline_operator::crd::consumer::Consumer =
+        serde_yaml::from_str(&std::fs::read_to_string(examples.join("consumer.yaml"))?)?;
+    let consumers: Api<shardline_operator::crd::consumer::Consumer> = Api::namespaced(client.clone(), "default");
+    consumers.create(&dry_run, &consumer).await?;
+
     // `kubectl scale stream/orders --replicas=8` goes through the scale subresource.
     let scale = serde_json::json!({ "spec": { "replicas": 8 } });
     streams.patch_scale("orders", &PatchParams::default(), &Patch::Merge(&scale)).await?;
