@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec,
-    VolumeMount, VolumeResourceRequirements,
+    Affinity, Container, ContainerPort, HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, Service,
+    ServicePort, ServiceSpec, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
 use crate::crd::stream::Stream;
@@ -103,6 +104,15 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                     },
                 ]),
                 resources: stream.spec.resources.clone(),
+                readiness_probe: Some(Probe {
+                    http_get: Some(HTTPGetAction {
+                        path: Some("/health".into()),
+                        port: IntOrString::String("kinesis".into()),
+                        ..HTTPGetAction::default()
+                    }),
+                    period_seconds: Some(5),
+                    ..Probe::default()
+                }),
                 volume_mounts: Some(vec![VolumeMount {
                     name: "data".into(),
                     mount_path: "/data".into(),

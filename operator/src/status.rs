@@ -75,6 +75,8 @@ pub fn build(previous: Option<&StreamStatus>, observed: &Observed<'_>) -> Stream
     let resharding = observed.layout.is_some() && (open != observed.wanted_shards || frozen);
     let phase = match observed.layout {
         _ if observed.deleting => Phase::Deleting,
+        // The stream could not be created: the user has to look (see Degraded).
+        None if observed.failure.is_some() => Phase::Failed,
         None => Phase::Creating,
         Some(_) if resharding => Phase::Updating,
         Some(_) => Phase::Active,
@@ -159,6 +161,9 @@ mod tests {
     fn phases_and_conditions_follow_the_servers_and_the_shard_count() {
         let creating = build(None, &observed(None, 0, 4, "t1"));
         assert_eq!(creating.phase, Some(Phase::Creating));
+        let mut refused = observed(None, 3, 4, "t1");
+        refused.failure = Some("shard-server s-0-0 refused Assign".into());
+        assert_eq!(build(None, &refused).phase, Some(Phase::Failed));
         assert_eq!(get(&creating, "Ready").status, "False");
 
         let l = layout(4, 0, false);

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{now, ready_members, Context, ReconcileError, MANAGER};
 use crate::children;
-use crate::crd::stream::{Stream, ThroughputLimits};
+use crate::crd::stream::{Phase, Stream, ThroughputLimits};
 use crate::decide::{self, decide, Action as Step, Desired};
 use crate::fleet::Fleet;
 use crate::placement;
@@ -201,6 +201,18 @@ async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError>
 async fn cleanup(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError> {
     let namespace = stream.namespace().unwrap_or_default();
     let name = stream.name_any();
+    if stream.status.as_ref().and_then(|s| s.phase) != Some(Phase::Deleting) {
+        // The whole status: an apply that left fields out would remove them.
+        let mut deleting = stream.status.clone().unwrap_or_default();
+        deleting.phase = Some(Phase::Deleting);
+        let api: Api<Stream> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = serde_json::json!({
+            "apiVersion": "shardline.io/v1alpha1",
+            "kind": "Stream",
+            "status": deleting,
+        });
+        api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    }
     let wanted = placement::servers(&name, &stream.spec.zones, stream.spec.servers_per_zone);
     let members = ready_members(&ctx.client, &namespace, &name, &wanted).await?;
     let released = members.len();

@@ -286,6 +286,32 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
     })
     .await?;
 
+    // A Consumer of a stream that does not exist says so instead of failing.
+    let orphan: Consumer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "shardline.io/v1alpha1",
+        "kind": "Consumer",
+        "metadata": { "name": "orphan", "namespace": NS },
+        "spec": { "stream": "missing", "applicationName": "orphan" },
+    }))?;
+    consumers.create(&PostParams::default(), &orphan).await?;
+    wait("orphan consumer condition", Duration::from_secs(30), async || {
+        let status = consumers.get("orphan").await?.status.unwrap_or_default();
+        Ok(status.conditions.iter().any(|c| c.kind == "Ready" && c.reason == "StreamNotFound").then_some(()))
+    })
+    .await?;
+    consumers.delete("orphan", &DeleteParams::default()).await?;
+
+    // The operator counts its work on /metrics.
+    let metrics = reqwest::get(&operator.metrics_endpoint).await?.text().await?;
+    let reconciles = metrics
+        .lines()
+        .find(|l| l.starts_with("shardline_operator_reconciles_total{controller=\"stream\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .context("no stream reconcile counter")?;
+    assert!(reconciles > 0.0, "{metrics}");
+    assert!(metrics.contains("shardline_operator_reconcile_duration_seconds_bucket"));
+
     // Events tell the story.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
     let reasons: Vec<String> = events
