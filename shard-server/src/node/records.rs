@@ -130,7 +130,13 @@ impl Node {
             (positions, self.peers.put(&address, stream_name, entries).await)
         }));
         let (appended, forwarded) = tokio::join!(local, forwarded);
-        let appended = appended?;
+        // With records stored on other servers, a local failure fails only the local records:
+        // failing the whole call would make clients put the stored ones again.
+        let (appended, local_failure) = match appended {
+            Ok(appended) => (appended, None),
+            Err(err) if !forwarded.is_empty() => (Vec::new(), Some(err.to_string())),
+            Err(err) => return Err(err),
+        };
         if !enabled.is_empty() {
             // The appender may have routed a record again after a reshard; count where it landed.
             for (a, bytes) in appended.iter().zip(&sizes) {
@@ -156,6 +162,7 @@ impl Node {
             .into_iter()
             .map(|answer| match answer {
                 Some(done) => done,
+                None if local_failure.is_some() => Err(Error::Unavailable(local_failure.clone().unwrap_or_default())),
                 None => appended
                     .next()
                     .map(|a| PutResult {

@@ -94,10 +94,29 @@ async fn two_servers_serve_one_stream_and_reshard_across_both() -> Result<()> {
 
     // Reshard 4 -> 8 as the operator does: freeze everywhere, reshard on one, assign the rest.
     let mut endings = HashMap::new();
-    for server in [&a, &b] {
-        let frozen = cluster(server).await?.freeze(pb::FreezeRequest { stream_name: STREAM.into(), epoch: 1 }).await?;
-        endings.extend(frozen.into_inner().owned_open.into_iter().map(|s| (s.index, s.last_counter)));
-    }
+    let frozen = cluster(&a).await?.freeze(pb::FreezeRequest { stream_name: STREAM.into(), epoch: 1 }).await?;
+    endings.extend(frozen.into_inner().owned_open.into_iter().map(|s| (s.index, s.last_counter)));
+    // Only A is frozen: through A, B's records are stored and A's fail on their own, retryably
+    // (failing the whole call would make the SDK put B's records twice).
+    let entries = (0..40)
+        .map(|i| PutRecordsRequestEntry::builder().partition_key(format!("key-{i}")).data(Blob::new("half")).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let half = kinesis_client_without_retries(&a.endpoint)
+        .put_records()
+        .stream_name(STREAM)
+        .set_records(Some(entries))
+        .send()
+        .await?;
+    let failed = half.records().iter().filter(|r| r.error_code().is_some()).count();
+    assert!(failed > 0 && failed < 40, "{failed} of 40 failed");
+    assert_eq!(half.failed_record_count(), Some(i32::try_from(failed)?));
+    assert!(half.records().iter().filter_map(|r| r.error_code()).all(|c| c == "InternalFailure"));
+    let half_stored = 40 - failed;
+    let b_after = cluster(&b).await?.state(pb::ClusterStateRequest { stream_name: STREAM.into() }).await?.into_inner();
+    let b_stored = |state: &pb::ClusterStateResponse| state.owned.iter().map(|s| s.last_counter).sum::<u64>();
+    assert_eq!(b_stored(&b_after), b_stored(&state_b) + half_stored as u64, "B stored its records once");
+    let frozen = cluster(&b).await?.freeze(pb::FreezeRequest { stream_name: STREAM.into(), epoch: 1 }).await?;
+    endings.extend(frozen.into_inner().owned_open.into_iter().map(|s| (s.index, s.last_counter)));
     let blocked = kinesis_client_without_retries(&a.endpoint)
         .put_record()
         .stream_name(STREAM)
@@ -131,7 +150,7 @@ async fn two_servers_serve_one_stream_and_reshard_across_both() -> Result<()> {
     // Written through the other server now; every key's new record numbers above its old one.
     let second_round = put_batch(&via_b, 2).await?;
     let read = read_all(&via_a).await?;
-    assert_eq!(read.len(), 400, "nothing lost across the reshard");
+    assert_eq!(read.len(), 400 + half_stored, "nothing lost across the reshard");
     for (key, before) in &first_round {
         let after = &second_round[key];
         assert!(after.len() == before.len() && after > before, "{key}: {after} after {before}");
