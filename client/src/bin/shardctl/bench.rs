@@ -197,7 +197,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     };
     let (acknowledged, failed, ingest_seconds, put_records_latency) = ingest(&client, &args).await?;
-    let (read_records, read_bytes, read_seconds) = read_back(&client, iterators).await?;
+    let (read_records, read_bytes, read_seconds) = read_back(&client, &args.stream, iterators).await?;
     let total_acknowledged =
         acknowledged + single_acknowledged + efo_acknowledged + consumer_acknowledged + producer_acknowledged;
 
@@ -475,46 +475,74 @@ async fn producer_rate(client: &aws_sdk_kinesis::Client, args: &BenchArgs, aggre
     Ok(args.producer_records as f64 / seconds)
 }
 
-async fn read_back(client: &aws_sdk_kinesis::Client, iterators: Vec<String>) -> anyhow::Result<(u64, u64, f64)> {
+/// Reads every shard from the iterators taken before the ingest, following a shard that closes
+/// into its children (read from their start; each child once, though a merge has two parents).
+async fn read_back(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    iterators: Vec<String>,
+) -> anyhow::Result<(u64, u64, f64)> {
     let bar = ProgressBar::new_spinner();
     bar.set_message("reading back");
     let start = Instant::now();
-    let mut tasks = Vec::new();
+    let mut readers = tokio::task::JoinSet::new();
     for iterator in iterators {
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut records, mut bytes, mut iterator) = (0u64, 0u64, iterator);
-            loop {
-                let page =
-                    client.get_records().shard_iterator(&iterator).limit(10_000).send().await.context("GetRecords")?;
-                for record in page.records() {
-                    match shardline::producer::aggregation::deaggregate(record.data().as_ref()) {
-                        Some(users) => {
-                            records += users.len() as u64;
-                            bytes += users.iter().map(|u| u.data.len() as u64).sum::<u64>();
-                        }
-                        None => {
-                            records += 1;
-                            bytes += record.data().as_ref().len() as u64;
-                        }
-                    }
-                }
-                let caught_up = page.records().is_empty() && page.millis_behind_latest().unwrap_or(0) == 0;
-                match page.next_shard_iterator() {
-                    Some(next) if !caught_up => iterator = next.to_owned(),
-                    _ => return anyhow::Ok((records, bytes)),
-                }
-            }
-        }));
+        readers.spawn(read_shard(client.clone(), iterator));
     }
     let (mut records, mut bytes) = (0, 0);
-    for task in tasks {
-        let (r, b) = task.await??;
+    let mut followed = std::collections::HashSet::new();
+    while let Some(done) = readers.join_next().await {
+        let (r, b, children) = done??;
         records += r;
         bytes += b;
+        for child in children {
+            if !followed.insert(child.clone()) {
+                continue;
+            }
+            let iterator = client
+                .get_shard_iterator()
+                .stream_name(stream)
+                .shard_id(&child)
+                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .context("GetShardIterator")?
+                .shard_iterator
+                .context("no shard iterator")?;
+            readers.spawn(read_shard(client.clone(), iterator));
+        }
     }
     bar.finish_and_clear();
     Ok((records, bytes, start.elapsed().as_secs_f64()))
+}
+
+/// One shard to its tip or its end: records, bytes, and the children of a closed shard.
+async fn read_shard(client: aws_sdk_kinesis::Client, iterator: String) -> anyhow::Result<(u64, u64, Vec<String>)> {
+    let (mut records, mut bytes, mut iterator) = (0u64, 0u64, iterator);
+    loop {
+        let page = client.get_records().shard_iterator(&iterator).limit(10_000).send().await.context("GetRecords")?;
+        for record in page.records() {
+            match shardline::producer::aggregation::deaggregate(record.data().as_ref()) {
+                Some(users) => {
+                    records += users.len() as u64;
+                    bytes += users.iter().map(|u| u.data.len() as u64).sum::<u64>();
+                }
+                None => {
+                    records += 1;
+                    bytes += record.data().as_ref().len() as u64;
+                }
+            }
+        }
+        let caught_up = page.records().is_empty() && page.millis_behind_latest().unwrap_or(0) == 0;
+        match page.next_shard_iterator() {
+            Some(next) if !caught_up => iterator = next.to_owned(),
+            Some(_) => return Ok((records, bytes, Vec::new())),
+            None => {
+                let children = page.child_shards().iter().map(|c| c.shard_id().to_owned()).collect();
+                return Ok((records, bytes, children));
+            }
+        }
+    }
 }
 
 fn print_table(s: &Summary) {
