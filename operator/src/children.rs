@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-    NodeSelectorTerm, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, Service,
-    ServicePort, ServiceSpec, VolumeMount, VolumeResourceRequirements,
+    Affinity, Capabilities, Container, ContainerPort, HTTPGetAction, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -104,6 +105,12 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                     },
                 ]),
                 resources: stream.spec.resources.clone(),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    read_only_root_filesystem: Some(true),
+                    capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
+                    ..SecurityContext::default()
+                }),
                 readiness_probe: Some(Probe {
                     http_get: Some(HTTPGetAction {
                         path: Some("/health".into()),
@@ -154,6 +161,18 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                             containers: vec![container],
                             affinity,
                             automount_service_account_token: Some(false),
+                            // Pod Security Standard "restricted"; the volume is group-writable.
+                            security_context: Some(PodSecurityContext {
+                                run_as_non_root: Some(true),
+                                run_as_user: Some(65532),
+                                run_as_group: Some(65532),
+                                fs_group: Some(65532),
+                                seccomp_profile: Some(SeccompProfile {
+                                    type_: "RuntimeDefault".into(),
+                                    ..SeccompProfile::default()
+                                }),
+                                ..PodSecurityContext::default()
+                            }),
                             ..PodSpec::default()
                         }),
                     },

@@ -29,6 +29,12 @@ struct Cli {
     /// Address of `/metrics` and `/healthz`.
     #[arg(long, env = "SHARDLINE_OPERATOR_METRICS_LISTEN", default_value = "0.0.0.0:8080")]
     metrics_listen: String,
+    /// Zones for Streams that name none, comma-separated (node label topology.kubernetes.io/zone).
+    #[arg(long, env = "SHARDLINE_DEFAULT_ZONES", value_delimiter = ',')]
+    default_zones: Vec<String>,
+    /// Storage class for Streams that name none (the cluster default when unset).
+    #[arg(long, env = "SHARDLINE_DEFAULT_STORAGE_CLASS")]
+    default_storage_class: Option<String>,
     /// Pause between freezing and resharding in each reshard step (for tests that stop the
     /// operator mid-step).
     #[arg(long, env = "SHARDLINE_RESHARD_PAUSE_MS", default_value_t = 0, hide = true)]
@@ -71,6 +77,8 @@ async fn main() -> anyhow::Result<()> {
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         disruption_budget,
+        default_zones: cli.default_zones.into_iter().filter(|z| !z.is_empty()).collect(),
+        default_storage_class: cli.default_storage_class.filter(|c| !c.is_empty()),
         reshard_pause: Duration::from_millis(cli.reshard_pause_ms),
     });
 

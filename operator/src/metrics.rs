@@ -6,6 +6,7 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -16,6 +17,15 @@ pub struct ControllerLabel {
     pub controller: String,
 }
 
+/// Labels of a consumer's lag.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabel {
+    /// Namespace of the Consumer resource.
+    pub namespace: String,
+    /// Its name.
+    pub consumer: String,
+}
+
 /// The metrics and their registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -23,6 +33,8 @@ pub struct Metrics {
     reconciles: Family<ControllerLabel, Counter>,
     failures: Family<ControllerLabel, Counter>,
     duration: Family<ControllerLabel, Histogram>,
+    lag_records: Family<ConsumerLabel, Gauge>,
+    lag_millis: Family<ConsumerLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -43,7 +55,19 @@ impl Metrics {
         registry.register("reconciles", "Reconcile passes run", reconciles.clone());
         registry.register("reconcile_failures", "Reconcile passes that failed", failures.clone());
         registry.register("reconcile_duration_seconds", "Time one reconcile pass took", duration.clone());
-        Self { registry: Arc::new(registry), reconciles, failures, duration }
+        let lag_records = Family::<ConsumerLabel, Gauge>::default();
+        let lag_millis = Family::<ConsumerLabel, Gauge>::default();
+        registry.register(
+            "consumer_lag_records",
+            "Records a Consumer's application has not checkpointed",
+            lag_records.clone(),
+        );
+        registry.register(
+            "consumer_lag_milliseconds",
+            "Age of a Consumer's oldest unprocessed record relative to its shard's tip",
+            lag_millis.clone(),
+        );
+        Self { registry: Arc::new(registry), reconciles, failures, duration, lag_records, lag_millis }
     }
 
     /// Starts timing one pass of `controller`.
@@ -56,6 +80,20 @@ impl Metrics {
     /// Counts a failed pass of `controller`.
     pub fn failed(&self, controller: &str) {
         self.failures.get_or_create(&ControllerLabel { controller: controller.to_owned() }).inc();
+    }
+
+    /// Records a consumer's lag.
+    pub fn consumer_lag(&self, namespace: &str, consumer: &str, records: u64, millis: u64) {
+        let label = ConsumerLabel { namespace: namespace.to_owned(), consumer: consumer.to_owned() };
+        self.lag_records.get_or_create(&label).set(i64::try_from(records).unwrap_or(i64::MAX));
+        self.lag_millis.get_or_create(&label).set(i64::try_from(millis).unwrap_or(i64::MAX));
+    }
+
+    /// Forgets a deleted consumer's lag.
+    pub fn forget_consumer(&self, namespace: &str, consumer: &str) {
+        let label = ConsumerLabel { namespace: namespace.to_owned(), consumer: consumer.to_owned() };
+        self.lag_records.remove(&label);
+        self.lag_millis.remove(&label);
     }
 
     /// The text exposition.

@@ -61,6 +61,7 @@ async fn servers(consumer: &Consumer, ctx: &Context) -> Result<Result<Fleet, (&'
     let Some(stream) = streams.get_opt(&consumer.spec.stream).await? else {
         return Ok(Err(("StreamNotFound", format!("Stream {} does not exist in {namespace}", consumer.spec.stream))));
     };
+    let stream = ctx.with_defaults(&stream);
     let wanted = placement::servers(&stream.name_any(), &stream.spec.zones, stream.spec.servers_per_zone);
     let members = ready_members(&ctx.client, &namespace, &stream.name_any(), &wanted).await?;
     if members.is_empty() {
@@ -161,6 +162,7 @@ async fn apply(consumer: &Consumer, ctx: &Context) -> Result<Action, ReconcileEr
             }
             status.lag_records = shards.iter().map(|s| s.lag_records).sum();
             status.lag_millis = lag_millis;
+            ctx.metrics.consumer_lag(&namespace, &consumer.name_any(), status.lag_records, lag_millis);
             status.shards = shards;
             let message =
                 format!("{} leases over {open} open shards; {} records behind", leases.len(), status.lag_records);
@@ -191,6 +193,7 @@ async fn write_status(
 }
 
 async fn cleanup(consumer: &Consumer, ctx: &Context) -> Result<Action, ReconcileError> {
+    ctx.metrics.forget_consumer(&consumer.namespace().unwrap_or_default(), &consumer.name_any());
     let Ok(fleet) = servers(consumer, ctx).await? else {
         // The stream (and with it the lease table) is gone already.
         return Ok(Action::await_change());

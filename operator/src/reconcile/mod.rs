@@ -59,12 +59,28 @@ pub struct Context {
     pub metrics: Metrics,
     /// The PodDisruptionBudget resource the cluster serves (policy/v1 or v1beta1).
     pub disruption_budget: ApiResource,
+    /// Zones for Streams that name none (empty: no zone constraint).
+    pub default_zones: Vec<String>,
+    /// Storage class for Streams that name none (`None`: the cluster default).
+    pub default_storage_class: Option<String>,
     /// Pause inside a reshard step, between freezing and resharding (0 in production; tests
     /// use it to stop the operator mid-step).
     pub reshard_pause: Duration,
 }
 
 impl Context {
+    /// `stream` with the operator's defaults filled in where its spec leaves them out.
+    pub fn with_defaults(&self, stream: &crate::crd::stream::Stream) -> crate::crd::stream::Stream {
+        let mut stream = stream.clone();
+        if stream.spec.zones.is_empty() {
+            stream.spec.zones.clone_from(&self.default_zones);
+        }
+        if stream.spec.storage.storage_class_name.is_none() {
+            stream.spec.storage.storage_class_name.clone_from(&self.default_storage_class);
+        }
+        stream
+    }
+
     /// Publishes an event about `object`; a failure to publish is logged, never fatal.
     pub async fn event<K: Resource<DynamicType = ()>>(&self, object: &K, warning: bool, reason: &str, note: String) {
         let event = Event {

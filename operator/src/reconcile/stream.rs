@@ -40,8 +40,8 @@ pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action,
     let span = tracing::info_span!("reconcile", stream = %name, %namespace);
     finalizer(&api, FINALIZER, stream, |event| async {
         match event {
-            Finalized::Apply(stream) => apply(&stream, &ctx).await,
-            Finalized::Cleanup(stream) => cleanup(&stream, &ctx).await,
+            Finalized::Apply(stream) => apply(&ctx.with_defaults(&stream), &ctx).await,
+            Finalized::Cleanup(stream) => cleanup(&ctx.with_defaults(&stream), &ctx).await,
         }
     })
     .instrument(span)

@@ -1,2 +1,3 @@
+mod chart;
 mod crds;
 mod operator;

@@ -22,7 +22,7 @@ use shardline_operator::crd::consumer::Consumer;
 use shardline_operator::crd::stream::{Phase, Stream};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::cluster_client::ClusterClient;
-use shardline_tests::kube::{install_crds, ControlPlane, Kubelet, Operator};
+use shardline_tests::kube::{chart_service_account, install_crds, ControlPlane, Kubelet, Operator};
 use shardline_tests::{code, kinesis_client, kinesis_client_without_retries, read_shard, Server};
 use tokio_util::sync::CancellationToken;
 
@@ -155,7 +155,10 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
     let client = plane.client()?;
     install_crds(&client).await?;
     let kubelet = Kubelet::start(client.clone(), NS)?;
-    let mut operator = Operator::start(&plane, 0)?;
+    // The operator runs as the chart's ServiceAccount: every call below must be allowed by the
+    // chart's RBAC, and by nothing more.
+    let token = chart_service_account(&plane, "shardline-system").await?;
+    let mut operator = Operator::start_as(&plane, Some(&token), 0)?;
     let streams: Api<Stream> = Api::namespaced(client.clone(), NS);
 
     // Apply → Active, with the shard map spread over both zones' servers and every object made.

@@ -136,8 +136,13 @@ impl ControlPlane {
 
     /// Writes a kubeconfig for the admin user (what the operator process reads via KUBECONFIG).
     pub fn kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        self.kubeconfig_with_token(path, TOKEN)
+    }
+
+    /// Writes a kubeconfig authenticating with `token` (e.g. a ServiceAccount's).
+    pub fn kubeconfig_with_token(&self, path: &Path, token: &str) -> anyhow::Result<()> {
         let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: harness\n  cluster:\n    server: {}\n    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:\n    token: {TOKEN}\ncontexts:\n- name: harness\n  context:\n    cluster: harness\n    user: admin\n    namespace: default\ncurrent-context: harness\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: harness\n  cluster:\n    server: {}\n    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: harness\n  context:\n    cluster: harness\n    user: admin\n    namespace: default\ncurrent-context: harness\n",
             self.url
         );
         std::fs::write(path, text)?;
@@ -184,4 +189,95 @@ pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `scripts/helm-tools.sh` once per test process; the directory holding `helm` and `kubectl`.
+pub fn helm_tools() -> anyhow::Result<PathBuf> {
+    static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/helm-tools.sh");
+        let output = Command::new("bash").arg(script).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(format!("scripts/helm-tools.sh failed: {}", output.status));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        Ok(PathBuf::from(text.lines().last().unwrap_or_default().trim()))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+/// The chart's directory.
+pub fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/shardline")
+}
+
+/// Runs `helm ARGS` and returns its stdout, or fails with its stderr.
+pub fn helm(args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(helm_tools()?.join("helm")).args(args).output().context("running helm")?;
+    if !output.status.success() {
+        bail!("helm {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Runs `kubectl ARGS` against `plane` with `stdin`, and returns its stdout, or fails with its
+/// stderr.
+pub fn kubectl(plane: &ControlPlane, args: &[&str], stdin: &str) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("kubeconfig");
+    plane.kubeconfig(&config)?;
+    let mut child = Command::new(helm_tools()?.join("kubectl"))
+        .args(args)
+        .env("KUBECONFIG", &config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running kubectl")?;
+    child.stdin.take().context("no stdin")?.write_all(stdin.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Installs the chart's ServiceAccount and RBAC (rendered by helm, applied for real) in
+/// `namespace` and returns a token for that ServiceAccount, so the operator can run exactly as
+/// the chart lets it.
+pub async fn chart_service_account(plane: &ControlPlane, namespace: &str) -> anyhow::Result<String> {
+    let client = plane.client()?;
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let ns = k8s_openapi::api::core::v1::Namespace {
+        metadata: kube::api::ObjectMeta { name: Some(namespace.to_owned()), ..Default::default() },
+        ..Default::default()
+    };
+    namespaces
+        .patch(namespace, &kube::api::PatchParams::apply("shardline-tests"), &kube::api::Patch::Apply(&ns))
+        .await?;
+    let chart = chart_dir();
+    let rendered = helm(&[
+        "template",
+        "shardline",
+        &chart.display().to_string(),
+        "--namespace",
+        namespace,
+        "--show-only",
+        "templates/serviceaccount.yaml",
+        "--show-only",
+        "templates/rbac.yaml",
+    ])?;
+    kubectl(plane, &["apply", "--server-side", "-f", "-"], &rendered)?;
+    let request = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": { "expirationSeconds": 3600 },
+    });
+    let url = format!("/api/v1/namespaces/{namespace}/serviceaccounts/shardline/token");
+    let http =
+        http::Request::post(url).header("content-type", "application/json").body(serde_json::to_vec(&request)?)?;
+    let answer: serde_json::Value = client.request(http).await?;
+    answer["status"]["token"].as_str().map(str::to_owned).context("no token in the TokenRequest answer")
 }

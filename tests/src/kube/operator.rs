@@ -30,9 +30,17 @@ impl Operator {
     /// Starts the operator for `plane`; `reshard_pause_ms` holds each reshard step between
     /// freezing and resharding.
     pub fn start(plane: &ControlPlane, reshard_pause_ms: u64) -> anyhow::Result<Self> {
+        Self::start_as(plane, None, reshard_pause_ms)
+    }
+
+    /// Starts the operator authenticating with `token` (a ServiceAccount's), or as admin.
+    pub fn start_as(plane: &ControlPlane, token: Option<&str>, reshard_pause_ms: u64) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
-        plane.kubeconfig(&kubeconfig)?;
+        match token {
+            Some(token) => plane.kubeconfig_with_token(&kubeconfig, token)?,
+            None => plane.kubeconfig(&kubeconfig)?,
+        }
         let mut operator = Self { child: None, kubeconfig, metrics_endpoint: String::new(), _dir: dir };
         operator.spawn(reshard_pause_ms)?;
         Ok(operator)
