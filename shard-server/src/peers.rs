@@ -96,6 +96,42 @@ impl Peers {
     }
 }
 
+impl Peers {
+    /// Calls Kinesis operation `operation` with a JSON body on the server at `address`, marked
+    /// as forwarded; its JSON answer, or its error as the data-plane error it names.
+    pub async fn kinesis_call(
+        &self,
+        address: &str,
+        operation: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let answer = self
+            .http
+            .post(format!("http://{address}/"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
+            .header(FORWARDED, "1")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|err| unreachable(address, err))?;
+        let ok = answer.status().is_success();
+        let text = answer.text().await.map_err(|err| unreachable(address, err))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|err| unreachable(address, format!("bad answer: {err}")))?;
+        if ok {
+            return Ok(value);
+        }
+        let message = value["message"].as_str().unwrap_or_default().to_owned();
+        Err(match value["__type"].as_str().unwrap_or_default() {
+            "ResourceNotFoundException" => Error::ResourceNotFound(message),
+            "ResourceInUseException" => Error::ResourceInUse(message),
+            "InvalidArgumentException" => Error::InvalidArgument(message),
+            _ => Error::Unavailable(message),
+        })
+    }
+}
+
 fn put_result(result: pb::PutRecordResult) -> Result<PutResult> {
     if result.error_code.is_empty() {
         let sequence_number = SequenceNumber::parse(&result.sequence_number)

@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use shardline_proto::v1 as pb;
 
-use super::Node;
+use super::{ConsumerView, Node};
 use crate::api::kinesis::validate::is_stream_name;
+use crate::consumer::{self, ConsumerDef};
 use crate::error::{Error, Result};
 use crate::hash_range::{parse_hash_key, HashRange};
 use crate::placement::{Member, Placement, Route};
@@ -74,6 +75,31 @@ impl Node {
             (Some(me), Some(home)) if home.id != me => Route::Remote(home.address.clone()),
             _ => Route::Local,
         }
+    }
+
+    /// The consumer `arn`, from the stream's home server when it is elsewhere: consumers are
+    /// registered there, and a shard's owner asks before it serves SubscribeToShard.
+    pub async fn consumer_anywhere(&self, arn: &str) -> Result<ConsumerView> {
+        let parsed = consumer::parse_arn(arn);
+        let stream = parsed.as_ref().and_then(|(stream_arn, ..)| stream_arn.rsplit_once(":stream/").map(|(_, n)| n));
+        let Some(stream) = stream else { return self.consumer(Some(arn), None, None) };
+        let Route::Remote(home) = self.home_route(stream) else { return self.consumer(Some(arn), None, None) };
+        let body = serde_json::json!({ "ConsumerARN": arn });
+        let described = self.peers.kinesis_call(&home, "DescribeStreamConsumer", &body).await?;
+        let description = &described["ConsumerDescription"];
+        let status = serde_json::from_value(description["ConsumerStatus"].clone())
+            .map_err(|_| Error::Unavailable(format!("{home} described consumer {arn} without a status")))?;
+        let created_s = parsed.as_ref().map_or(0, |(_, _, created_s)| *created_s);
+        Ok(ConsumerView {
+            consumer: ConsumerDef {
+                name: description["ConsumerName"].as_str().unwrap_or_default().to_owned(),
+                created_at_ms: created_s.saturating_mul(1000),
+                status,
+            },
+            arn: arn.to_owned(),
+            stream_name: stream.to_owned(),
+            stream_arn: self.stream_arn(stream),
+        })
     }
 
     /// The peer connections.

@@ -173,7 +173,18 @@ impl Node {
         start: StartingPosition,
     ) -> Result<mpsc::Receiver<Result<SubscriptionEvent>>> {
         let view = self.consumer(Some(consumer_arn), None, None)?;
-        let opened = self.open_subscription(&view, shard, start);
+        self.subscribe_as(&view, shard, start)
+    }
+
+    /// [`Node::subscribe`] for a consumer already looked up (in cluster mode, on the stream's
+    /// home server: see [`Node::consumer_anywhere`]).
+    pub fn subscribe_as(
+        self: &Arc<Self>,
+        view: &ConsumerView,
+        shard: &str,
+        start: StartingPosition,
+    ) -> Result<mpsc::Receiver<Result<SubscriptionEvent>>> {
+        let opened = self.open_subscription(view, shard, start);
         self.metrics.subscribe(&view.stream_name, opened.is_ok());
         opened
     }
@@ -194,11 +205,12 @@ impl Node {
         }
         let stream = self.readable_stream(&view.stream_name)?;
         let (index, position) = self.resolve_start(&stream, shard, start)?;
-        if let crate::placement::Route::Remote(_) = self.route_in(&stream.def(), index) {
-            return Err(Error::InvalidArgument(format!(
-                "Enhanced fan-out on a cluster reaches only the shards of stream {}'s first server; {} is on another. Use GetRecords or the gRPC Subscribe call for it.",
-                view.stream_name,
-                crate::stream::shard_id(index)
+        if let crate::placement::Route::Remote(owner) = self.route_in(&stream.def(), index) {
+            // Requests are relayed to a shard's owner; one that arrives here was misrouted.
+            return Err(Error::Unavailable(format!(
+                "{} of stream {} is served by {owner}; retry shortly.",
+                crate::stream::shard_id(index),
+                view.stream_name
             )));
         }
         let slot = self.subscriptions.take(&view.arn, index).ok_or_else(|| {

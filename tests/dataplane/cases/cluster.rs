@@ -158,5 +158,55 @@ async fn two_servers_serve_one_stream_and_reshard_across_both() -> Result<()> {
     }
     let listed = via_b.list_shards().stream_name(STREAM).send().await?;
     assert_eq!(listed.shards().len(), 12, "4 closed parents and 8 children");
+
+    // Enhanced fan-out across servers: the consumer is registered on the stream's first server
+    // (through B), and a subscription opened through A to a shard B holds is served by B.
+    let stream_arn = "arn:aws:kinesis:us-east-1:123456789012:stream/orders";
+    let registered = via_b.register_stream_consumer().stream_arn(stream_arn).consumer_name("fan").send().await?;
+    let consumer_arn = registered.consumer().context("consumer")?.consumer_arn().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let described = via_a.describe_stream_consumer().consumer_arn(&consumer_arn).send().await?;
+        let status = described.consumer_description().map(|d| d.consumer_status().clone());
+        if status == Some(aws_sdk_kinesis::types::ConsumerStatus::Active) {
+            break;
+        }
+        ensure!(std::time::Instant::now() < deadline, "consumer never became ACTIVE");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let on_b = open.iter().find(|s| s.owner == "orders-1-0").context("a shard on B")?;
+    let shard_id = format!("shardId-{:012}", on_b.index);
+    let mut subscription = via_a
+        .subscribe_to_shard()
+        .consumer_arn(&consumer_arn)
+        .shard_id(&shard_id)
+        .starting_position(
+            aws_sdk_kinesis::types::StartingPosition::builder()
+                .r#type(aws_sdk_kinesis::types::ShardIteratorType::Latest)
+                .build()?,
+        )
+        .send()
+        .await?;
+    for i in 0..5 {
+        via_b
+            .put_record()
+            .stream_name(STREAM)
+            .partition_key("fan")
+            .explicit_hash_key(&on_b.starting_hash_key)
+            .data(Blob::new(format!("fan-{i}")))
+            .send()
+            .await?;
+    }
+    let mut received = Vec::new();
+    while received.len() < 5 {
+        let event =
+            tokio::time::timeout(std::time::Duration::from_secs(10), subscription.event_stream.recv()).await??;
+        if let Some(aws_sdk_kinesis::types::SubscribeToShardEventStream::SubscribeToShardEvent(event)) = event {
+            received.extend(event.records().iter().map(|r| String::from_utf8_lossy(r.data().as_ref()).into_owned()));
+        } else if event.is_none() {
+            break;
+        }
+    }
+    assert_eq!(received, (0..5).map(|i| format!("fan-{i}")).collect::<Vec<_>>());
     Ok(())
 }

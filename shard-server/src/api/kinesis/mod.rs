@@ -188,7 +188,7 @@ pub async fn dispatch(op: Operation, wire: Wire, body: &[u8], node: &Arc<Node>) 
             wire.decode::<describe_stream_consumer::Request>(body)?.deregister(node).map(|()| EMPTY)
         }
         Operation::SubscribeToShard => {
-            return Ok(Answer::Events(wire.decode::<subscribe_to_shard::Request>(body)?.open(node)?));
+            return Ok(Answer::Events(wire.decode::<subscribe_to_shard::Request>(body)?.open(node).await?));
         }
     };
     encoded.map(Answer::Body)

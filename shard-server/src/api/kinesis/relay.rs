@@ -1,7 +1,7 @@
 //! Cluster mode: which server answers a Kinesis request. Every server of a stream's cluster
 //! accepts every request (one Service is the SDK endpoint); this decides, from the operation
 //! and the fields naming the stream and shard, whether to answer here or relay the request
-//! unchanged to the server that holds the shard (GetShardIterator, GetRecords) or the stream's
+//! unchanged to the server that holds the shard (GetShardIterator, GetRecords, SubscribeToShard) or the stream's
 //! shared state (everything stream-wide: descriptions, consumers, tags, monitoring). Puts are
 //! split by shard owner in the node; listings are answered by any server.
 
@@ -55,6 +55,13 @@ pub fn destination(node: &Arc<Node>, op: Operation, wire: Wire, headers: &Header
         Operation::GetRecords => {
             let addressing: Addressing = wire.decode(body).ok()?;
             let (stream, shard) = iterator::peek(addressing.shard_iterator.as_deref()?)?;
+            node.shard_route(&stream, shard)
+        }
+        Operation::SubscribeToShard => {
+            // To the shard's owner, which asks the home server about the consumer.
+            let addressing: Addressing = wire.decode(body).ok()?;
+            let stream = stream_of_arn(addressing.consumer_arn.as_deref()?)?;
+            let shard = parse_shard_id(addressing.shard_id.as_deref()?)?;
             node.shard_route(&stream, shard)
         }
         Operation::GetShardIterator => {

@@ -53,7 +53,7 @@ struct Event {
 
 impl Request {
     /// Opens the subscription; errors before the first event are ordinary error answers.
-    pub fn open(self, node: &Arc<Node>) -> Result<Body, ApiError> {
+    pub async fn open(self, node: &Arc<Node>) -> Result<Body, ApiError> {
         let mut v = Violations::new();
         v.required("consumerARN", self.consumer_arn.as_ref());
         v.consumer_arn("consumerARN", self.consumer_arn.as_deref());
@@ -79,7 +79,8 @@ impl Request {
         };
         let kind = position.kind.unwrap_or_default();
         let start = parse_start(&kind, position.sequence_number.as_deref(), position.timestamp, parse_sequence)?;
-        let events = node.subscribe(&arn, &shard, start)?;
+        let consumer = node.consumer_anywhere(&arn).await?;
+        let events = node.subscribe_as(&consumer, &shard, start)?;
         let initial = frame(
             &Message::new(&b"{}"[..])
                 .add_header(header(":message-type", "event"))
