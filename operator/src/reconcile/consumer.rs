@@ -35,6 +35,7 @@ pub async fn reconcile(consumer: Arc<Consumer>, ctx: Arc<Context>) -> Result<Act
     let namespace =
         consumer.namespace().ok_or_else(|| ReconcileError::Invalid("Consumer without a namespace".into()))?;
     let api: Api<Consumer> = Api::namespaced(ctx.client.clone(), &namespace);
+    let key = super::key(consumer.as_ref());
     let span = tracing::info_span!("reconcile", consumer = %consumer.name_any(), %namespace);
     finalizer(&api, FINALIZER, consumer, |event| async {
         match event {
@@ -45,13 +46,15 @@ pub async fn reconcile(consumer: Arc<Consumer>, ctx: Arc<Context>) -> Result<Act
     .instrument(span)
     .await
     .map_err(|err| ReconcileError::Finalizer(err.to_string()))
+    .inspect(|_| ctx.backoff.succeeded(&key))
 }
 
 /// Requeue after a failure.
 pub fn error_policy(consumer: Arc<Consumer>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed("consumer");
-    tracing::warn!(consumer = %consumer.name_any(), cause = %error, "consumer reconcile failed");
-    Action::requeue(Duration::from_secs(3))
+    let delay = ctx.backoff.failed(&super::key(consumer.as_ref()));
+    tracing::warn!(consumer = %consumer.name_any(), cause = %error, retry_in = ?delay, "consumer reconcile failed");
+    Action::requeue(delay)
 }
 
 /// The stream's Ready servers and its layout, or why there are none.

@@ -63,6 +63,8 @@ pub struct Context {
     pub default_zones: Vec<String>,
     /// Storage class for Streams that name none (`None`: the cluster default).
     pub default_storage_class: Option<String>,
+    /// Retry delays after failures.
+    pub backoff: crate::backoff::Backoff,
     /// Pause inside a reshard step, between freezing and resharding (0 in production; tests
     /// use it to stop the operator mid-step).
     pub reshard_pause: Duration,
@@ -129,4 +131,14 @@ pub async fn ready_members(
 pub fn now() -> (String, u64) {
     let now = k8s_openapi::jiff::Timestamp::now();
     (now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), u64::try_from(now.as_millisecond()).unwrap_or(0))
+}
+
+/// The backoff key of an object.
+pub fn key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
 }

@@ -37,6 +37,7 @@ pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action,
     let namespace = stream.namespace().ok_or_else(|| ReconcileError::Invalid("Stream without a namespace".into()))?;
     let api: Api<Stream> = Api::namespaced(ctx.client.clone(), &namespace);
     let name = stream.name_any();
+    let key = super::key(stream.as_ref());
     let span = tracing::info_span!("reconcile", stream = %name, %namespace);
     finalizer(&api, FINALIZER, stream, |event| async {
         match event {
@@ -47,13 +48,15 @@ pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action,
     .instrument(span)
     .await
     .map_err(|err| ReconcileError::Finalizer(err.to_string()))
+    .inspect(|_| ctx.backoff.succeeded(&key))
 }
 
 /// Requeue after a failure: soon, then the controller's backoff takes over.
 pub fn error_policy(stream: Arc<Stream>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed("stream");
-    tracing::warn!(stream = %stream.name_any(), cause = %error, "stream reconcile failed");
-    Action::requeue(Duration::from_secs(2))
+    let delay = ctx.backoff.failed(&super::key(stream.as_ref()));
+    tracing::warn!(stream = %stream.name_any(), cause = %error, retry_in = ?delay, "stream reconcile failed");
+    Action::requeue(delay)
 }
 
 fn desired(stream: &Stream) -> Desired {
