@@ -5,6 +5,7 @@
 //! ([`lag`]) — and the reconcilers themselves ([`reconcile`]), talking to the shard-servers
 //! through [`fleet`].
 
+pub mod autoscale;
 pub mod backoff;
 pub mod children;
 pub mod crd;

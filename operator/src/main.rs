@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         default_zones: cli.default_zones.into_iter().filter(|z| !z.is_empty()).collect(),
         default_storage_class: cli.default_storage_class.filter(|c| !c.is_empty()),
         backoff: Default::default(),
+        autoscaler: Default::default(),
         reshard_pause: Duration::from_millis(cli.reshard_pause_ms),
     });
 

@@ -176,6 +176,8 @@ struct Touched {
     first_counter: u64,
     last_counter: u64,
     arrival_ms: u64,
+    /// Record bytes the group adds to the shard.
+    bytes: u64,
 }
 
 impl Writer {
@@ -270,6 +272,7 @@ impl Writer {
                 for touch in touched.values() {
                     touch.log.last_arrival_ms.store(touch.arrival_ms, Ordering::Release);
                     touch.log.last_counter.store(touch.last_counter, Ordering::Release);
+                    touch.log.appended_bytes.fetch_add(touch.bytes, Ordering::Relaxed);
                     touch.log.appended.notify_waiters();
                 }
                 for (stream, reply) in deletes {
@@ -360,10 +363,12 @@ impl Writer {
                         first_counter: last_counter + 1,
                         last_counter,
                         arrival_ms,
+                        bytes: 0,
                     })
                 }
             };
             touch.last_counter += 1;
+            touch.bytes += entry.value.len() as u64;
             let counter = touch.last_counter;
             shard::stamp_arrival(&mut entry.value, touch.arrival_ms);
             batch.put(Cf::Records, keys::record(stream.id, entry.shard, counter), entry.value);

@@ -248,6 +248,8 @@ pub struct ShardLog {
     pub last_counter: AtomicU64,
     /// Arrival time of the last durable record; arrival times never go backwards in a shard.
     pub last_arrival_ms: AtomicU64,
+    /// Record bytes appended since this server started (for write-rate estimates).
+    pub appended_bytes: AtomicU64,
     /// Records below this counter have been deleted by retention.
     pub trimmed_below: AtomicU64,
     /// Woken each time new records become durable (enhanced fan-out pushes on it).

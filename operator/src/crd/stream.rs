@@ -25,7 +25,8 @@ use super::condition::{self, Condition};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct StreamSpec {
-    /// Open shards the stream should have (1..=10000); changing it reshards uniformly.
+    /// Open shards the stream should have (1..=10000); changing it reshards uniformly. With
+    /// `streamMode: ON_DEMAND`, the fewest the operator scales the stream down to.
     #[schemars(range(min = 1, max = 10000))]
     pub shards: u32,
     /// Hours records are kept (24..=8760).
@@ -103,7 +104,7 @@ pub enum StreamMode {
     /// A fixed shard count.
     #[default]
     Provisioned,
-    /// Shards managed by the operator.
+    /// Shards sized by the operator to the write rate (at most half of each shard's capacity).
     OnDemand,
 }
 

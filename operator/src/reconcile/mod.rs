@@ -63,6 +63,8 @@ pub struct Context {
     pub default_zones: Vec<String>,
     /// Storage class for Streams that name none (`None`: the cluster default).
     pub default_storage_class: Option<String>,
+    /// On-demand streams: the last rate sample and the shard count chosen from it.
+    pub autoscaler: std::sync::Mutex<std::collections::HashMap<String, (crate::autoscale::Sample, u32)>>,
     /// Retry delays after failures.
     pub backoff: crate::backoff::Backoff,
     /// Pause inside a reshard step, between freezing and resharding (0 in production; tests
@@ -71,6 +73,41 @@ pub struct Context {
 }
 
 impl Context {
+    /// The open-shard count an on-demand stream (`key`) should have, given a new `sample`, its
+    /// `open` shards now and its declared `minimum`: unchanged until a sample spans enough time
+    /// for a rate.
+    pub fn on_demand_target(&self, key: &str, sample: crate::autoscale::Sample, open: u32, minimum: u32) -> u32 {
+        use crate::autoscale;
+        let mut samples = self.autoscaler.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((earlier, chosen)) = samples.get(key).copied() else {
+            let chosen = open.max(minimum);
+            samples.insert(key.to_owned(), (sample, chosen));
+            return chosen;
+        };
+        if sample.at_ms < earlier.at_ms + autoscale::MIN_SPAN_MS {
+            return chosen;
+        }
+        let next = match autoscale::rates(&earlier, &sample) {
+            Some((records, bytes)) => {
+                let next = autoscale::target(open, minimum, records, bytes);
+                if next != chosen {
+                    tracing::info!(
+                        key,
+                        records_per_s = records,
+                        bytes_per_s = bytes,
+                        from = chosen,
+                        to = next,
+                        "on-demand capacity changes"
+                    );
+                }
+                next
+            }
+            None => chosen,
+        };
+        samples.insert(key.to_owned(), (sample, next));
+        next
+    }
+
     /// `stream` with the operator's defaults filled in where its spec leaves them out.
     pub fn with_defaults(&self, stream: &crate::crd::stream::Stream) -> crate::crd::stream::Stream {
         let mut stream = stream.clone();

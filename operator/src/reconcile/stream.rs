@@ -17,8 +17,9 @@ use shardline_proto::v1 as pb;
 use tracing::Instrument;
 
 use super::{now, ready_members, Context, ReconcileError, MANAGER};
+use crate::autoscale;
 use crate::children;
-use crate::crd::stream::{Phase, Stream, ThroughputLimits};
+use crate::crd::stream::{Phase, Stream, StreamMode, ThroughputLimits};
 use crate::decide::{self, decide, Action as Step, Desired};
 use crate::fleet::Fleet;
 use crate::placement;
@@ -28,6 +29,8 @@ use crate::status::{self, Observed};
 pub const FINALIZER: &str = "streams.shardline.io/cleanup";
 /// How often a settled stream is looked at again.
 const SETTLED_REQUEUE: Duration = Duration::from_secs(30);
+/// How often an on-demand stream's write rate is sampled.
+const ON_DEMAND_REQUEUE: Duration = Duration::from_secs(5);
 /// How soon a stream in the middle of a change is looked at again.
 const BUSY_REQUEUE: Duration = Duration::from_millis(500);
 
@@ -94,10 +97,19 @@ async fn step(
     ctx: &Context,
     fleet: &Fleet,
     plan: &mut Vec<u32>,
+    wanted_shards: &mut u32,
 ) -> Result<(Option<pb::StreamLayout>, bool), ReconcileError> {
-    let wanted = desired(stream);
+    let mut wanted = desired(stream);
     let states = fleet.states(&wanted.stream).await?;
     let (_, now_ms) = now();
+    if stream.spec.stream_mode == StreamMode::OnDemand {
+        if let Some(latest) = decide::latest(&states) {
+            let sample = autoscale::Sample::of(&states, now_ms);
+            let open = decide::open_shards(latest);
+            wanted.shards = ctx.on_demand_target(&super::key(stream), sample, open, stream.spec.shards);
+        }
+    }
+    *wanted_shards = wanted.shards;
     let action = decide(&wanted, fleet.members(), &states, now_ms);
     let all: Vec<String> = fleet.members().iter().map(|m| m.id.clone()).collect();
     match action {
@@ -152,8 +164,9 @@ async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError>
     let fleet = Fleet::new(members);
     let mut plan = Vec::new();
     let mut failure = None;
+    let mut wanted_shards = stream.spec.shards;
     let (layout, settled) = if ready == wanted.len() {
-        match step(stream, ctx, &fleet, &mut plan).await {
+        match step(stream, ctx, &fleet, &mut plan, &mut wanted_shards).await {
             Ok(done) => done,
             Err(err) => {
                 let message = err.to_string();
@@ -168,7 +181,7 @@ async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError>
     };
     if plan.is_empty() {
         if let Some(layout) = &layout {
-            plan = crate::reshard::plan(decide::open_shards(layout), stream.spec.shards);
+            plan = crate::reshard::plan(decide::open_shards(layout), wanted_shards);
         }
     }
     let (now_text, _) = now();
@@ -176,7 +189,7 @@ async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError>
         layout: layout.as_ref(),
         ready_servers: ready,
         wanted_servers: wanted.len(),
-        wanted_shards: stream.spec.shards,
+        wanted_shards,
         plan,
         deleting: false,
         failure: failure.clone(),
@@ -198,7 +211,9 @@ async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError>
     if let Some(failure) = failure {
         return Err(ReconcileError::Invalid(failure));
     }
-    Ok(Action::requeue(if settled { SETTLED_REQUEUE } else { BUSY_REQUEUE }))
+    let settled_requeue =
+        if stream.spec.stream_mode == StreamMode::OnDemand { ON_DEMAND_REQUEUE } else { SETTLED_REQUEUE };
+    Ok(Action::requeue(if settled { settled_requeue } else { BUSY_REQUEUE }))
 }
 
 async fn cleanup(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError> {

@@ -288,6 +288,7 @@ fn owned_shards(stream: &Stream, def: &StreamDef, me: &str, open_only: bool) -> 
                 index: s.index,
                 last_counter: log.as_ref().map_or(0, |l| l.last_counter.load(Ordering::Acquire)),
                 last_arrival_ms: log.as_ref().map_or(0, |l| l.last_arrival_ms.load(Ordering::Acquire)),
+                appended_bytes: log.as_ref().map_or(0, |l| l.appended_bytes.load(Ordering::Relaxed)),
             }
         })
         .collect()

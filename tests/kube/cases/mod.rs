@@ -1,3 +1,4 @@
 mod chart;
 mod crds;
+mod on_demand;
 mod operator;
