@@ -26,17 +26,18 @@ fn free_port() -> anyhow::Result<u16> {
 /// Runs `scripts/k8s-apiserver.sh` once per test process; the directory with the binaries.
 pub fn binaries() -> anyhow::Result<PathBuf> {
     static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/k8s-apiserver.sh");
-        let output = Command::new("bash").arg(script).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
-        if !output.status.success() {
-            return Err(format!("scripts/k8s-apiserver.sh failed: {}", output.status));
-        }
-        let text = String::from_utf8_lossy(&output.stdout);
-        Ok(PathBuf::from(text.lines().last().unwrap_or_default().trim()))
-    })
-    .clone()
-    .map_err(anyhow::Error::msg)
+    DIR.get_or_init(|| install_script("k8s-apiserver.sh")).clone().map_err(anyhow::Error::msg)
+}
+
+/// Runs `scripts/NAME`, which installs tools (once) and prints their directory last.
+fn install_script(name: &str) -> Result<PathBuf, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts").join(name);
+    let output = Command::new("bash").arg(script).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!("scripts/{name} failed: {}", output.status));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(PathBuf::from(text.lines().last().unwrap_or_default().trim()))
 }
 
 /// A running etcd and kube-apiserver, stopped on drop.
@@ -194,17 +195,7 @@ pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
 /// Runs `scripts/helm-tools.sh` once per test process; the directory holding `helm` and `kubectl`.
 pub fn helm_tools() -> anyhow::Result<PathBuf> {
     static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/helm-tools.sh");
-        let output = Command::new("bash").arg(script).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
-        if !output.status.success() {
-            return Err(format!("scripts/helm-tools.sh failed: {}", output.status));
-        }
-        let text = String::from_utf8_lossy(&output.stdout);
-        Ok(PathBuf::from(text.lines().last().unwrap_or_default().trim()))
-    })
-    .clone()
-    .map_err(anyhow::Error::msg)
+    DIR.get_or_init(|| install_script("helm-tools.sh")).clone().map_err(anyhow::Error::msg)
 }
 
 /// The chart's directory.
