@@ -253,6 +253,20 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
         .send()
         .await?;
 
+    // A shard-server pod is deleted: its replacement starts on the same volume, the stream is
+    // Ready again and every record is still there.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NS);
+    let old_uid = pods.get(PODS[1]).await?.metadata.uid;
+    pods.delete(PODS[1], &DeleteParams::default()).await?;
+    wait("a replacement pod", Duration::from_secs(30), async || {
+        let pod = pods.get_opt(PODS[1]).await?;
+        Ok(pod.filter(|p| p.metadata.uid != old_uid && kubelet.endpoint(PODS[1]).is_some()).map(|_| ()))
+    })
+    .await?;
+    wait_active(&streams, 6).await?;
+    let after_restart = read_everything(&first).await?;
+    assert_eq!(after_restart.len(), acked.len() + 1, "every record survives the server's restart");
+
     // A Consumer reports lag, which falls to 0 as a worker catches up.
     let consumers: Api<Consumer> = Api::namespaced(client.clone(), NS);
     let consumer: Consumer = serde_json::from_value(serde_json::json!({

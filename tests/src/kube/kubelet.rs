@@ -127,6 +127,25 @@ async fn sync(
         .filter(|s| s.metadata.deletion_timestamp.is_none())
         .collect();
     let wanted = wanted(&live);
+    // A Pod object deleted (or being deleted) stops its server; a wanted one is then started
+    // again on the same data, as a StatefulSet's replacement pod would be.
+    let objects: Vec<String> = pods
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    let gone: Vec<String> = {
+        let node = node.lock().unwrap_or_else(|p| p.into_inner());
+        node.servers.keys().filter(|name| !objects.contains(name)).cloned().collect()
+    };
+    for name in gone {
+        let server = node.lock().unwrap_or_else(|p| p.into_inner()).servers.remove(&name);
+        drop(server);
+        let _ = pods.delete(&name, &DeleteParams::default().grace_period(0)).await;
+    }
     let running: Vec<String> = node.lock().unwrap_or_else(|p| p.into_inner()).servers.keys().cloned().collect();
     for name in running.iter().filter(|n| !wanted.contains_key(*n)) {
         let server = node.lock().unwrap_or_else(|p| p.into_inner()).servers.remove(name);
@@ -181,7 +200,8 @@ async fn sync(
         };
         match pods.create(&PostParams::default(), &pod).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            // The old object is still going away; next pass.
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
             Err(err) => return Err(err.into()),
         }
         let data_dir = root.join(name);
