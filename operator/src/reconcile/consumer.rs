@@ -123,7 +123,9 @@ async fn apply(consumer: &Consumer, ctx: &Context) -> Result<Action, ReconcileEr
         Err((reason, message)) => condition::set(&mut status.conditions, ready(false, reason, message)),
         Ok(fleet) => {
             let stream = consumer.spec.stream.as_str();
-            let endpoint = format!("http://{}", fleet.members()[0].address);
+            let first =
+                fleet.members().first().ok_or_else(|| ReconcileError::Invalid("no ready shard-server".into()))?;
+            let endpoint = format!("http://{}", first.address);
             let initial = pb::Checkpoint {
                 kind: match consumer.spec.initial_position {
                     InitialPosition::TrimHorizon => pb::checkpoint::Kind::TrimHorizon,
