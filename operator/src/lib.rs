@@ -14,6 +14,7 @@ pub mod decide;
 mod fixtures;
 pub mod fleet;
 pub mod lag;
+pub mod leader;
 pub mod metrics;
 pub mod placement;
 pub mod reconcile;

@@ -16,6 +16,7 @@ use kube::runtime::{watcher, Controller};
 use kube::Client;
 use shardline_operator::crd::consumer::Consumer;
 use shardline_operator::crd::stream::Stream;
+use shardline_operator::leader;
 use shardline_operator::metrics::Metrics;
 use shardline_operator::reconcile::{self, Context};
 
@@ -35,6 +36,12 @@ struct Cli {
     /// Storage class for Streams that name none (the cluster default when unset).
     #[arg(long, env = "SHARDLINE_DEFAULT_STORAGE_CLASS")]
     default_storage_class: Option<String>,
+    /// Namespace of the leader-election Lease (the operator's own namespace in a pod).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    leader_election_namespace: String,
+    /// This replica's identity in leader election (its pod name in a pod).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
     /// Pause between freezing and resharding in each reshard step (for tests that stop the
     /// operator mid-step).
     #[arg(long, env = "SHARDLINE_RESHARD_PAUSE_MS", default_value_t = 0, hide = true)]
@@ -109,9 +116,36 @@ async fn main() -> anyhow::Result<()> {
         .shutdown_on_signal()
         .run(reconcile::consumer::reconcile, reconcile::consumer::error_policy, ctx)
         .for_each(|_| async {});
-    tracing::info!("shardline-operator started");
-    tokio::join!(streams, consumers);
+    // Only the holder of the leader lease reconciles; /metrics and /healthz answer meanwhile.
+    let identity = cli.identity.unwrap_or_else(|| format!("shardline-operator-{}", std::process::id()));
+    let elector = leader::Elector::new(client.clone(), &cli.leader_election_namespace, "shardline-operator", &identity);
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = shutdown_signal() => {
+            http.abort();
+            return Ok(());
+        }
+    }
+    tracing::info!(%identity, "shardline-operator leads; reconciling");
+    let lost = tokio::select! {
+        _ = async { tokio::join!(streams, consumers) } => false,
+        () = elector.keep() => true,
+    };
     http.abort();
+    if lost {
+        anyhow::bail!("leadership lost; exiting so that at most one operator reconciles");
+    }
     tracing::info!("shardline-operator stopped");
     Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

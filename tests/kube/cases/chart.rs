@@ -54,7 +54,7 @@ async fn the_chart_lints_renders_and_is_accepted_by_the_apiserver() -> Result<()
         "--default-zones=eu-west-1a,eu-west-1b,eu-west-1c",
         "--default-storage-class=fast-ssd",
         "--metrics-listen=0.0.0.0:9090",
-        "replicas: 0",
+        "replicas: 2",
         "name: streams-operator",
         "dedicated",
         "value: \"shardline_operator=debug\"",
@@ -68,7 +68,7 @@ async fn the_chart_lints_renders_and_is_accepted_by_the_apiserver() -> Result<()
 
     // values.schema.json refuses bad values, naming them.
     for (set, field) in [
-        ("operator.replicas=2", "/operator/replicas"),
+        ("operator.replicas=9", "/operator/replicas"),
         ("metrics.port=80", "/metrics/port"),
         ("operator.image.pullPolicy=Sometimes", "/operator/image/pullPolicy"),
         ("streamDefaults.zones=a", "/streamDefaults/zones"),

@@ -24,7 +24,9 @@ async fn an_on_demand_stream_grows_with_its_write_rate_and_shrinks_after() -> Re
     let client = plane.client()?;
     install_crds(&client).await?;
     let kubelet = Kubelet::start(client.clone(), "default")?;
-    let _operator = Operator::start(&plane, 0)?;
+    let mut operator = Operator::start(&plane, 0)?;
+    // A second replica stands by while the first holds the leader lease.
+    let standby = Operator::start_replica(&plane, "operator-1")?;
     let streams: Api<Stream> = Api::namespaced(client.clone(), "default");
     let stream: Stream = serde_json::from_value(serde_json::json!({
         "apiVersion": "shardline.io/v1alpha1",
@@ -81,6 +83,24 @@ async fn an_on_demand_stream_grows_with_its_write_rate_and_shrinks_after() -> Re
             break;
         }
         ensure!(shrunk.elapsed() < Duration::from_secs(120), "clicks did not shrink (at {now}, peak {peak})");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Leader election: only the lease holder reconciled; when it dies the standby takes over.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), "default");
+    let holder = |lease: k8s_openapi::api::coordination::v1::Lease| lease.spec.and_then(|s| s.holder_identity);
+    assert_eq!(holder(leases.get("shardline-operator").await?).as_deref(), Some("operator-0"));
+    let reconciles = |text: &str| text.lines().any(|l| l.starts_with("shardline_operator_reconciles_total"));
+    let idle = reqwest::get(&standby.metrics_endpoint).await?.text().await?;
+    assert!(!reconciles(&idle), "the standby reconciled while not leading:\n{idle}");
+    operator.kill();
+    let taken = Instant::now();
+    loop {
+        let text = reqwest::get(&standby.metrics_endpoint).await?.text().await?;
+        if holder(leases.get("shardline-operator").await?).as_deref() == Some("operator-1") && reconciles(&text) {
+            break;
+        }
+        ensure!(taken.elapsed() < Duration::from_secs(45), "the standby never took over");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(())

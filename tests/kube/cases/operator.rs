@@ -158,7 +158,7 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
     // The operator runs as the chart's ServiceAccount: every call below must be allowed by the
     // chart's RBAC, and by nothing more.
     let token = chart_service_account(&plane, "shardline-system").await?;
-    let mut operator = Operator::start_as(&plane, Some(&token), 0)?;
+    let mut operator = Operator::start_as(&plane, Some((&token, "shardline-system")), 0)?;
     let streams: Api<Stream> = Api::namespaced(client.clone(), NS);
 
     // Apply → Active, with the shard map spread over both zones' servers and every object made.

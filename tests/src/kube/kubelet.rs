@@ -24,7 +24,13 @@ use crate::Server;
 struct Node {
     servers: HashMap<String, Server>,
     addresses: BTreeMap<String, String>,
-    next_ip: u8,
+}
+
+/// A loopback address no other pod of this test process has (tests run side by side).
+fn next_address() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(2);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("127.0.{}.{}", n / 250, 2 + n % 250)
 }
 
 /// A running kubelet loop, stopped (with every server) on drop.
@@ -38,7 +44,7 @@ impl Kubelet {
     /// Starts playing the nodes of `namespace`.
     pub fn start(client: kube::Client, namespace: &str) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let node = Arc::new(Mutex::new(Node { next_ip: 2, ..Node::default() }));
+        let node = Arc::new(Mutex::new(Node::default()));
         let stop = CancellationToken::new();
         let (task_node, task_stop, root) = (node.clone(), stop.clone(), data.path().to_owned());
         let namespace = namespace.to_owned();
@@ -158,12 +164,7 @@ async fn sync(
         }
         let ip = {
             let mut node = node.lock().unwrap_or_else(|p| p.into_inner());
-            let next = node.next_ip;
-            let ip = node.addresses.entry(name.clone()).or_insert_with(|| format!("127.0.0.{next}")).clone();
-            if ip == format!("127.0.0.{next}") {
-                node.next_ip = next.saturating_add(1);
-            }
-            ip
+            node.addresses.entry(name.clone()).or_insert_with(next_address).clone()
         };
         let template = set.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
         let mut spec = template.spec.unwrap_or_default();

@@ -14,6 +14,9 @@ use super::ControlPlane;
 pub struct Operator {
     child: Option<Child>,
     kubeconfig: PathBuf,
+    namespace: String,
+    /// Leader-election identity (a pod name); the same across restarts, as a pod's is.
+    pub identity: String,
     /// `http://127.0.0.1:PORT/metrics`.
     pub metrics_endpoint: String,
     _dir: tempfile::TempDir,
@@ -33,15 +36,42 @@ impl Operator {
         Self::start_as(plane, None, reshard_pause_ms)
     }
 
-    /// Starts the operator authenticating with `token` (a ServiceAccount's), or as admin.
-    pub fn start_as(plane: &ControlPlane, token: Option<&str>, reshard_pause_ms: u64) -> anyhow::Result<Self> {
+    /// Starts a second replica (as admin) under leader-election identity `identity`.
+    pub fn start_replica(plane: &ControlPlane, identity: &str) -> anyhow::Result<Self> {
+        let mut operator = Self::start(plane, 0)?;
+        operator.kill();
+        operator.identity = identity.to_owned();
+        operator.spawn(0)?;
+        Ok(operator)
+    }
+
+    /// Starts the operator authenticating with a ServiceAccount's token, its leader lease in
+    /// that account's namespace (`(token, namespace)`), or as admin with the lease in `default`.
+    pub fn start_as(
+        plane: &ControlPlane,
+        account: Option<(&str, &str)>,
+        reshard_pause_ms: u64,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
-        match token {
-            Some(token) => plane.kubeconfig_with_token(&kubeconfig, token)?,
-            None => plane.kubeconfig(&kubeconfig)?,
-        }
-        let mut operator = Self { child: None, kubeconfig, metrics_endpoint: String::new(), _dir: dir };
+        let namespace = match account {
+            Some((token, namespace)) => {
+                plane.kubeconfig_with_token(&kubeconfig, token)?;
+                namespace
+            }
+            None => {
+                plane.kubeconfig(&kubeconfig)?;
+                "default"
+            }
+        };
+        let mut operator = Self {
+            child: None,
+            kubeconfig,
+            namespace: namespace.to_owned(),
+            identity: "operator-0".into(),
+            metrics_endpoint: String::new(),
+            _dir: dir,
+        };
         operator.spawn(reshard_pause_ms)?;
         Ok(operator)
     }
@@ -52,6 +82,8 @@ impl Operator {
             .args(["--metrics-listen", "127.0.0.1:0", "--image", "shardline/shard-server:test"])
             .env("KUBECONFIG", &self.kubeconfig)
             .env("SHARDLINE_RESHARD_PAUSE_MS", reshard_pause_ms.to_string())
+            .env("POD_NAME", &self.identity)
+            .env("POD_NAMESPACE", &self.namespace)
             .env("RUST_LOG", std::env::var("SHARDLINE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
