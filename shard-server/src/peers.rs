@@ -123,12 +123,7 @@ impl Peers {
             return Ok(value);
         }
         let message = value["message"].as_str().unwrap_or_default().to_owned();
-        Err(match value["__type"].as_str().unwrap_or_default() {
-            "ResourceNotFoundException" => Error::ResourceNotFound(message),
-            "ResourceInUseException" => Error::ResourceInUse(message),
-            "InvalidArgumentException" => Error::InvalidArgument(message),
-            _ => Error::Unavailable(message),
-        })
+        Err(named_error(value["__type"].as_str().unwrap_or_default(), message))
     }
 }
 
@@ -138,9 +133,17 @@ fn put_result(result: pb::PutRecordResult) -> Result<PutResult> {
             .ok_or_else(|| Error::Unavailable(format!("bad sequence number {}", result.sequence_number)))?;
         return Ok(PutResult { shard_id: result.shard_id, sequence_number });
     }
-    Err(match result.error_code.as_str() {
-        "ProvisionedThroughputExceededException" => Error::ThroughputExceeded(result.error_message),
-        "InvalidArgumentException" => Error::InvalidArgument(result.error_message),
-        _ => Error::Unavailable(result.error_message),
-    })
+    Err(named_error(&result.error_code, result.error_message))
+}
+
+/// The data-plane error for a Kinesis error type another server answered with; anything not
+/// the caller's to fix is a retryable failure here.
+fn named_error(kind: &str, message: String) -> Error {
+    match kind {
+        "ProvisionedThroughputExceededException" => Error::ThroughputExceeded(message),
+        "InvalidArgumentException" => Error::InvalidArgument(message),
+        "ResourceNotFoundException" => Error::ResourceNotFound(message),
+        "ResourceInUseException" => Error::ResourceInUse(message),
+        _ => Error::Unavailable(message),
+    }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use shardline_proto::v1 as pb;
 
-use super::{ConsumerView, Node};
+use super::{ConsumerView, Hop, Node};
 use crate::api::kinesis::validate::is_stream_name;
 use crate::consumer::{self, ConsumerDef};
 use crate::error::{Error, Result};
@@ -26,6 +26,19 @@ use crate::stream::{
     ShardDef, Stream, StreamDef, StreamMode, StreamStatus, DEFAULT_MAX_RECORD_SIZE_KIB, MAX_RETENTION_HOURS,
     MIN_RETENTION_HOURS,
 };
+
+/// Where a request that came from `hop` and belongs at `route` goes next: `None` to serve it
+/// here, the address to send it on to. A forwarded request is never sent on again: one that
+/// belongs elsewhere fails with a retryable error.
+pub fn next_hop(route: Route, hop: Hop) -> Result<Option<String>> {
+    match (route, hop) {
+        (Route::Local, _) => Ok(None),
+        (Route::Remote(address), Hop::Forwarded) => {
+            Err(Error::Unavailable(format!("The request was forwarded here but belongs to {address}; retry shortly.")))
+        }
+        (Route::Remote(address), Hop::Client) => Ok(Some(address)),
+    }
+}
 
 impl Node {
     /// This server's id in cluster mode.
@@ -358,6 +371,7 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
                 layout.initial_owners.len()
             ));
         }
+        owners.extend((0u32..).zip(layout.initial_owners.iter().cloned()));
         ShardDef::roots(count, created_at)
     } else {
         let mut shards = Vec::with_capacity(layout.shards.len());
@@ -385,11 +399,6 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
         }
         shards
     };
-    for (index, owner) in (0u32..).zip(&layout.initial_owners) {
-        if layout.shards.is_empty() {
-            owners.insert(index, owner.clone());
-        }
-    }
     if let Some((index, owner)) = owners.iter().find(|(_, o)| !members.iter().any(|m| &m.id == *o)) {
         return invalid(format!("Shard {index} is owned by {owner}, which is not one of the stream's servers."));
     }

@@ -32,6 +32,7 @@ mod leases;
 mod records;
 mod settings;
 
+pub use cluster::next_hop;
 pub use consumers::{ConsumerView, SubscriptionEvent, HEARTBEAT};
 pub use settings::{AccountLimits, MonitoringChange};
 

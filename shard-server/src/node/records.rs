@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{Hop, Node, PutEntry, PutResult, RecordsPage, StartingPosition, MAX_GET_RECORDS_BYTES};
+use super::{next_hop, Hop, Node, PutEntry, PutResult, RecordsPage, StartingPosition, MAX_GET_RECORDS_BYTES};
 use crate::append::Entry;
 use crate::error::{Error, Result};
 use crate::hash_range::hash_key;
 use crate::iterator::{IteratorError, ShardIterator};
 use crate::metrics::Read;
-use crate::placement::Route;
 use crate::sequence::SequenceNumber;
 use crate::shard::{self, ReadLimits};
 use crate::stream::{parse_shard_id, shard_id, Stream, StreamStatus};
@@ -52,14 +51,11 @@ impl Node {
         entries: Vec<PutEntry>,
         hop: Hop,
     ) -> Result<Vec<Result<PutResult>>> {
-        enum Slot {
-            Done(Result<PutResult>),
-            Local,
-            Remote,
-        }
         let stream = self.writable_stream(stream_name)?;
         let now = self.now_ms();
-        let mut slots: Vec<Slot> = Vec::with_capacity(entries.len());
+        // One answer per record in request order; `None` until the local append or the owner
+        // the record was sent to answers.
+        let mut answers: Vec<Option<Result<PutResult>>> = Vec::with_capacity(entries.len());
         let mut remote: BTreeMap<String, Vec<(usize, u128, PutEntry)>> = BTreeMap::new();
         let staged = {
             let def = stream.def();
@@ -79,24 +75,23 @@ impl Node {
                 let shard = def.route(hash).ok_or_else(|| {
                     Error::InvalidArgument(format!("No open shard of stream {} owns hash key {hash}.", def.name))
                 })?;
-                if let Route::Remote(address) = self.route_in(&def, shard.index) {
-                    if hop == Hop::Forwarded {
-                        slots.push(Slot::Done(Err(Error::Unavailable(format!(
-                            "{} of stream {} moved while the request was forwarded; retry shortly.",
-                            shard.id(),
-                            def.name
-                        )))));
-                    } else {
-                        slots.push(Slot::Remote);
+                match next_hop(self.route_in(&def, shard.index), hop) {
+                    Ok(None) => {}
+                    Ok(Some(address)) => {
+                        answers.push(None);
                         remote.entry(address).or_default().push((position, hash, entry));
+                        continue;
                     }
-                    continue;
+                    Err(refused) => {
+                        answers.push(Some(Err(refused)));
+                        continue;
+                    }
                 }
                 let admitted =
                     !limited || stream.log(shard.index).is_none_or(|log| log.throttle.admit_write(size, now));
                 if !admitted {
                     self.metrics.shard_write_throttled(&def.name, &shard.id(), &def.shard_level_metrics);
-                    slots.push(Slot::Done(Err(Error::ThroughputExceeded(format!(
+                    answers.push(Some(Err(Error::ThroughputExceeded(format!(
                         "Rate exceeded for shard {} in stream {} under account {}.",
                         shard.id(),
                         def.name,
@@ -104,7 +99,7 @@ impl Node {
                     )))));
                     continue;
                 }
-                slots.push(Slot::Local);
+                answers.push(None);
                 staged.push(Entry {
                     shard: shard.index,
                     hash,
@@ -143,13 +138,6 @@ impl Node {
                 self.metrics.shard_incoming(&name, &shard_id(a.shard), 1, *bytes, &enabled);
             }
         }
-        let mut answers: Vec<Option<Result<PutResult>>> = slots
-            .iter_mut()
-            .map(|slot| match std::mem::replace(slot, Slot::Remote) {
-                Slot::Done(result) => Some(result),
-                Slot::Local | Slot::Remote => None,
-            })
-            .collect();
         for (positions, results) in forwarded {
             for (position, result) in positions.into_iter().zip(results) {
                 if let Some(answer) = answers.get_mut(position) {

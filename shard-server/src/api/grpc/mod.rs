@@ -21,7 +21,7 @@ use tonic::{Code, Status};
 
 use crate::api::kinesis::error::{ApiError, ErrorCode};
 use crate::error::Error;
-use crate::node::{Hop, Node};
+use crate::node::{next_hop, Hop, Node};
 use crate::peers::FORWARDED;
 use crate::placement::Route;
 
@@ -81,14 +81,10 @@ pub fn hop(metadata: &MetadataMap) -> Hop {
     }
 }
 
-/// A channel to the server a call must go to, or `None` to serve it here. A forwarded call for
-/// a shard held elsewhere is refused (retryably) rather than forwarded again.
+/// A channel to the server a call must go to, or `None` to serve it here (see [`next_hop`]).
 pub fn forward_to(node: &Node, route: Route, metadata: &MetadataMap) -> Result<Option<Channel>, Status> {
-    match route {
-        Route::Local => Ok(None),
-        Route::Remote(address) if hop(metadata) == Hop::Forwarded => Err(from_error(Error::Unavailable(format!(
-            "The request was forwarded here but belongs to {address}; retry shortly."
-        )))),
-        Route::Remote(address) => node.peers().channel(&address).map(Some).map_err(from_error),
+    match next_hop(route, hop(metadata)).map_err(from_error)? {
+        None => Ok(None),
+        Some(address) => node.peers().channel(&address).map(Some).map_err(from_error),
     }
 }

@@ -228,7 +228,7 @@ async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
                 format!("The request body exceeds the limit of {MAX_REQUEST_BYTES} bytes."),
             )
         })?;
-        if let Some(address) = relay::destination(&node, op, wire, &parts.headers, &body) {
+        if let Some(address) = relay::destination(&node, op, wire, &parts.headers, &body)? {
             let relayed = node.peers().forward_http(&address, &parts.headers, body).await.map_err(ApiError::from)?;
             return Ok(Answer::Relayed(relayed));
         }

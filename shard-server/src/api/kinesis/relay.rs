@@ -11,9 +11,10 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 
 use super::codec::Wire;
+use super::error::ApiError;
 use super::Operation;
 use crate::iterator;
-use crate::node::Node;
+use crate::node::{next_hop, Hop, Node};
 use crate::peers::FORWARDED;
 use crate::placement::Route;
 use crate::stream::parse_shard_id;
@@ -39,12 +40,23 @@ fn stream_of_arn(arn: &str) -> Option<String> {
     Some(rest.split('/').next().unwrap_or(rest).to_owned())
 }
 
-/// The server that must answer `op`, when it is not this one.
-pub fn destination(node: &Arc<Node>, op: Operation, wire: Wire, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+/// The server that must answer `op`, when it is not this one (see [`next_hop`]).
+pub fn destination(
+    node: &Arc<Node>,
+    op: Operation,
+    wire: Wire,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<String>, ApiError> {
+    let Some(route) = route(node, op, wire, body) else { return Ok(None) };
+    let hop = if headers.contains_key(FORWARDED) { Hop::Forwarded } else { Hop::Client };
+    Ok(next_hop(route, hop)?)
+}
+
+/// Where `op` belongs in cluster mode; `None` when it is answered by any server (or the body
+/// does not say, and the local answer explains why).
+fn route(node: &Node, op: Operation, wire: Wire, body: &[u8]) -> Option<Route> {
     node.cluster_id()?;
-    if headers.contains_key(FORWARDED) {
-        return None;
-    }
     let route = match op {
         Operation::PutRecord
         | Operation::PutRecords
@@ -80,10 +92,7 @@ pub fn destination(node: &Arc<Node>, op: Operation, wire: Wire, headers: &Header
             node.home_route(&stream)
         }
     };
-    match route {
-        Route::Local => None,
-        Route::Remote(address) => Some(address),
-    }
+    Some(route)
 }
 
 #[cfg(test)]
