@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as Finalized};
 use kube::{Resource, ResourceExt};
@@ -15,14 +15,13 @@ use shardline_proto::v1::leases_client::LeasesClient;
 use shardline_proto::v1::records_client::RecordsClient;
 use tracing::Instrument;
 
-use super::{now, ready_members, Context, ReconcileError, MANAGER};
+use super::{apply_status, now, stream_servers, Context, ReconcileError};
 use crate::crd::condition::{self, Condition};
-use crate::crd::consumer::{Consumer, ConsumerStatus, InitialPosition};
+use crate::crd::consumer::{Consumer, InitialPosition};
 use crate::crd::stream::Stream;
 use crate::decide;
 use crate::fleet::Fleet;
 use crate::lag::{self, Tip};
-use crate::placement;
 
 /// The finalizer that deletes the application's leases before the resource goes.
 pub const FINALIZER: &str = "consumers.shardline.io/cleanup";
@@ -64,9 +63,7 @@ async fn servers(consumer: &Consumer, ctx: &Context) -> Result<Result<Fleet, (&'
     let Some(stream) = streams.get_opt(&consumer.spec.stream).await? else {
         return Ok(Err(("StreamNotFound", format!("Stream {} does not exist in {namespace}", consumer.spec.stream))));
     };
-    let stream = ctx.with_defaults(&stream);
-    let wanted = placement::servers(&stream.name_any(), &stream.spec.zones, stream.spec.servers_per_zone);
-    let members = ready_members(&ctx.client, &namespace, &stream.name_any(), &wanted).await?;
+    let (_, members) = stream_servers(&ctx.client, &ctx.with_defaults(&stream)).await?;
     if members.is_empty() {
         return Ok(Err(("ServersNotReady", format!("No shard-server of stream {} is ready", consumer.spec.stream))));
     }
@@ -176,25 +173,9 @@ async fn apply(consumer: &Consumer, ctx: &Context) -> Result<Action, ReconcileEr
     }
     status.observed_generation = consumer.meta().generation;
     if consumer.status.as_ref() != Some(&status) {
-        write_status(consumer, ctx, &namespace, &status).await?;
+        apply_status(&ctx.client, consumer, &status).await?;
     }
     Ok(Action::requeue(REFRESH))
-}
-
-async fn write_status(
-    consumer: &Consumer,
-    ctx: &Context,
-    namespace: &str,
-    status: &ConsumerStatus,
-) -> Result<(), ReconcileError> {
-    let api: Api<Consumer> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = serde_json::json!({
-        "apiVersion": "shardline.io/v1alpha1",
-        "kind": "Consumer",
-        "status": status,
-    });
-    api.patch_status(&consumer.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
-    Ok(())
 }
 
 async fn cleanup(consumer: &Consumer, ctx: &Context) -> Result<Action, ReconcileError> {

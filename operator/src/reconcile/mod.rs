@@ -8,16 +8,17 @@ pub mod stream;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
 
-use crate::children::KINESIS_PORT;
+use crate::children::{self, KINESIS_PORT};
+use crate::crd::stream::Stream;
 use crate::decide::Member;
 use crate::fleet::FleetError;
 use crate::metrics::Metrics;
-use crate::placement::Server;
+use crate::placement::{self, Server};
 
 /// Field manager of everything the operator applies.
 pub const MANAGER: &str = "shardline-operator";
@@ -135,17 +136,15 @@ impl Context {
     }
 }
 
-/// The Ready shard-server pods among `wanted`, with their addresses (pod IP and Kinesis port).
-pub async fn ready_members(
-    client: &Client,
-    namespace: &str,
-    stream: &str,
-    wanted: &[Server],
-) -> Result<Vec<Member>, ReconcileError> {
+/// The shard-servers `stream` wants (placed over its zones) and those of them whose pods are
+/// Ready, with their addresses (pod IP and Kinesis port).
+pub async fn stream_servers(client: &Client, stream: &Stream) -> Result<(Vec<Server>, Vec<Member>), ReconcileError> {
+    let namespace = stream.metadata.namespace.as_deref().unwrap_or_default();
+    let name = stream.metadata.name.as_deref().unwrap_or_default();
+    let wanted = placement::servers(name, &stream.spec.zones, stream.spec.servers_per_zone);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let selector = format!("app.kubernetes.io/name=shard-server,app.kubernetes.io/instance={stream}");
-    let listed = pods.list(&ListParams::default().labels(&selector)).await?;
-    Ok(wanted
+    let listed = pods.list(&ListParams::default().labels(&children::selector(stream))).await?;
+    let ready = wanted
         .iter()
         .filter_map(|server| {
             let pod = listed.items.iter().find(|p| p.metadata.name.as_deref() == Some(server.name.as_str()))?;
@@ -161,7 +160,29 @@ pub async fn ready_members(
                 zone: server.zone.clone(),
             })
         })
-        .collect())
+        .collect();
+    Ok((wanted, ready))
+}
+
+/// Writes `status` of `object` with server-side apply, as the operator's field manager. The
+/// whole status: an apply that leaves fields out removes them.
+pub async fn apply_status<K>(client: &Client, object: &K, status: &impl serde::Serialize) -> Result<(), ReconcileError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let namespace = object.meta().namespace.as_deref().unwrap_or_default();
+    let name = object.meta().name.as_deref().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
 }
 
 /// Now as RFC 3339 and as ms since the epoch.

@@ -16,13 +16,12 @@ use kube::{Resource, ResourceExt};
 use shardline_proto::v1 as pb;
 use tracing::Instrument;
 
-use super::{now, ready_members, Context, ReconcileError, MANAGER};
+use super::{apply_status, now, stream_servers, Context, ReconcileError, MANAGER};
 use crate::autoscale;
 use crate::children;
 use crate::crd::stream::{Phase, Stream, StreamMode, ThroughputLimits};
 use crate::decide::{self, decide, Action as Step, Desired};
 use crate::fleet::Fleet;
-use crate::placement;
 use crate::status::{self, Observed};
 
 /// The finalizer that lets the operator delete a stream's data before the resource goes.
@@ -158,8 +157,7 @@ async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError>
     let namespace = stream.namespace().unwrap_or_default();
     let name = stream.name_any();
     apply_children(stream, ctx, &namespace).await?;
-    let wanted = placement::servers(&name, &stream.spec.zones, stream.spec.servers_per_zone);
-    let members = ready_members(&ctx.client, &namespace, &name, &wanted).await?;
+    let (wanted, members) = stream_servers(&ctx.client, stream).await?;
     let ready = members.len();
     let fleet = Fleet::new(members);
     let mut plan = Vec::new();
@@ -200,13 +198,7 @@ async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError>
     };
     let next = status::build(stream.status.as_ref(), &observed);
     if stream.status.as_ref() != Some(&next) {
-        let api: Api<Stream> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": "shardline.io/v1alpha1",
-            "kind": "Stream",
-            "status": next,
-        });
-        api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+        apply_status(&ctx.client, stream, &next).await?;
     }
     if let Some(failure) = failure {
         return Err(ReconcileError::Invalid(failure));
@@ -220,19 +212,11 @@ async fn cleanup(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileErro
     let namespace = stream.namespace().unwrap_or_default();
     let name = stream.name_any();
     if stream.status.as_ref().and_then(|s| s.phase) != Some(Phase::Deleting) {
-        // The whole status: an apply that left fields out would remove them.
         let mut deleting = stream.status.clone().unwrap_or_default();
         deleting.phase = Some(Phase::Deleting);
-        let api: Api<Stream> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": "shardline.io/v1alpha1",
-            "kind": "Stream",
-            "status": deleting,
-        });
-        api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+        apply_status(&ctx.client, stream, &deleting).await?;
     }
-    let wanted = placement::servers(&name, &stream.spec.zones, stream.spec.servers_per_zone);
-    let members = ready_members(&ctx.client, &namespace, &name, &wanted).await?;
+    let (_, members) = stream_servers(&ctx.client, stream).await?;
     let released = members.len();
     Fleet::new(members).release(&name).await?;
     let selector = children::selector(stream);
