@@ -16,7 +16,7 @@ pub struct Operator {
     kubeconfig: PathBuf,
     namespace: String,
     /// Leader-election identity (a pod name); the same across restarts, as a pod's is.
-    pub identity: String,
+    identity: String,
     /// `http://127.0.0.1:PORT/metrics`.
     pub metrics_endpoint: String,
     _dir: tempfile::TempDir,
@@ -30,17 +30,15 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Operator {
-    /// Starts the operator for `plane`; `reshard_pause_ms` holds each reshard step between
-    /// freezing and resharding.
+    /// Starts the operator for `plane` as admin, leader-election identity `operator-0`;
+    /// `reshard_pause_ms` holds each reshard step between freezing and resharding.
     pub fn start(plane: &ControlPlane, reshard_pause_ms: u64) -> anyhow::Result<Self> {
         Self::start_as(plane, None, reshard_pause_ms)
     }
 
-    /// Starts a second replica (as admin) under leader-election identity `identity`.
+    /// Starts a further replica (as admin) under leader-election identity `identity`.
     pub fn start_replica(plane: &ControlPlane, identity: &str) -> anyhow::Result<Self> {
-        let mut operator = Self::start(plane, 0)?;
-        operator.kill();
-        operator.identity = identity.to_owned();
+        let mut operator = Self::prepare(plane, None, identity)?;
         operator.spawn(0)?;
         Ok(operator)
     }
@@ -52,6 +50,13 @@ impl Operator {
         account: Option<(&str, &str)>,
         reshard_pause_ms: u64,
     ) -> anyhow::Result<Self> {
+        let mut operator = Self::prepare(plane, account, "operator-0")?;
+        operator.spawn(reshard_pause_ms)?;
+        Ok(operator)
+    }
+
+    /// The kubeconfig and settings of an operator not started yet.
+    fn prepare(plane: &ControlPlane, account: Option<(&str, &str)>, identity: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
         let namespace = match account {
@@ -64,16 +69,14 @@ impl Operator {
                 "default"
             }
         };
-        let mut operator = Self {
+        Ok(Self {
             child: None,
             kubeconfig,
             namespace: namespace.to_owned(),
-            identity: "operator-0".into(),
+            identity: identity.to_owned(),
             metrics_endpoint: String::new(),
             _dir: dir,
-        };
-        operator.spawn(reshard_pause_ms)?;
-        Ok(operator)
+        })
     }
 
     /// Starts the process again after [`Operator::kill`].
