@@ -110,11 +110,11 @@ async fn main() -> anyhow::Result<()> {
             instance.map(|name| ObjectRef::<Stream>::new(&name).within(&namespace))
         })
         .shutdown_on_signal()
-        .run(reconcile::stream::reconcile, reconcile::stream::error_policy, ctx.clone())
+        .run(reconcile::stream::reconcile, reconcile::retry_later, ctx.clone())
         .for_each(|_| async {});
     let consumers = Controller::new(Api::<Consumer>::all(client.clone()), watcher::Config::default())
         .shutdown_on_signal()
-        .run(reconcile::consumer::reconcile, reconcile::consumer::error_policy, ctx)
+        .run(reconcile::consumer::reconcile, reconcile::retry_later, ctx)
         .for_each(|_| async {});
     // Only the holder of the leader lease reconciles; /metrics and /healthz answer meanwhile.
     let identity = cli.identity.unwrap_or_else(|| format!("shardline-operator-{}", std::process::id()));

@@ -48,14 +48,6 @@ pub async fn reconcile(consumer: Arc<Consumer>, ctx: Arc<Context>) -> Result<Act
     .inspect(|_| ctx.backoff.succeeded(&key))
 }
 
-/// Requeue after a failure.
-pub fn error_policy(consumer: Arc<Consumer>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed("consumer");
-    let delay = ctx.backoff.failed(&super::key(consumer.as_ref()));
-    tracing::warn!(consumer = %consumer.name_any(), cause = %error, retry_in = ?delay, "consumer reconcile failed");
-    Action::requeue(delay)
-}
-
 /// The stream's Ready servers and its layout, or why there are none.
 async fn servers(consumer: &Consumer, ctx: &Context) -> Result<Result<Fleet, (&'static str, String)>, ReconcileError> {
     let namespace = consumer.namespace().unwrap_or_default();

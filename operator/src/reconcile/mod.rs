@@ -5,11 +5,13 @@
 pub mod consumer;
 pub mod stream;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
 
@@ -189,6 +191,16 @@ where
 pub fn now() -> (String, u64) {
     let now = k8s_openapi::jiff::Timestamp::now();
     (now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), u64::try_from(now.as_millisecond()).unwrap_or(0))
+}
+
+/// The controllers' error policy: counts the failure and retries `object` after its backoff.
+pub fn retry_later<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let kind = K::kind(&());
+    ctx.metrics.failed(&kind.to_lowercase());
+    let key = key(object.as_ref());
+    let delay = ctx.backoff.failed(&key);
+    tracing::warn!(object = %key, cause = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
 }
 
 /// The backoff key of an object.

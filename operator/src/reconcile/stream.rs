@@ -53,14 +53,6 @@ pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action,
     .inspect(|_| ctx.backoff.succeeded(&key))
 }
 
-/// Requeue after a failure: soon, then the controller's backoff takes over.
-pub fn error_policy(stream: Arc<Stream>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed("stream");
-    let delay = ctx.backoff.failed(&super::key(stream.as_ref()));
-    tracing::warn!(stream = %stream.name_any(), cause = %error, retry_in = ?delay, "stream reconcile failed");
-    Action::requeue(delay)
-}
-
 fn desired(stream: &Stream) -> Desired {
     Desired {
         stream: stream.name_any(),
