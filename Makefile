@@ -14,9 +14,15 @@ ENDPOINT ?= http://127.0.0.1:4567
 deps:
 	@bash scripts/install-deps.sh
 
+# Said before a cold build starts, not after.
+define first_build_note
+	@[ -x "$(CARGO_TARGET_DIR)/release/shard-server" ] || echo "first build: compiling RocksDB and the workspace in release mode takes about 25 minutes on 2 cores; later builds are incremental" >&2
+endef
+
 # Release binaries are always built workspace-wide: building one package alone resolves
 # features differently and would compile RocksDB a second time.
 release: deps
+	$(first_build_note)
 	cargo build --release --workspace --bins
 
 ## standalone: run one shard-server with every shard and the catalog in-process
@@ -25,19 +31,21 @@ standalone: release
 
 ## crds: regenerate crds/ from the operator's types (a test fails while crds/ is stale)
 crds: deps
-	cargo build --workspace --all-targets
-	$(CARGO_TARGET_DIR)/debug/crdgen crds
+	cargo build --release --workspace --all-targets
+	$(CARGO_TARGET_DIR)/release/crdgen crds
 
-## test: every unit, data-plane and operator test (the data-plane tests run the built
-## shard-server binary; the operator tests a real kube-apiserver from scripts/k8s-apiserver.sh)
+## test: every unit, data-plane and operator test, on the release build users run (the
+## data-plane tests run the built shard-server binary; the operator tests run a real
+## Kubernetes from scripts/kubernetes.sh: apiserver, controllers and three nodes)
 test: deps
-	cargo build --workspace --all-targets
-	cargo test --workspace --all-targets
+	$(first_build_note)
+	cargo build --release --workspace --all-targets
+	cargo test --release --workspace --all-targets
 
 ## lint: formatting and clippy with warnings as errors
 lint: deps
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --release --workspace --all-targets -- -D warnings
 
 ## bench: shardctl bench against ENDPOINT (start `make standalone` first)
 bench: release
