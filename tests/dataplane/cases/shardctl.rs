@@ -65,3 +65,25 @@ async fn shardctl_manages_streams_puts_reads_and_lists_leases() -> anyhow::Resul
     assert!(String::from_utf8_lossy(&failed.stderr).contains("ResourceNotFoundException"), "a clear error");
     Ok(())
 }
+
+/// `shardctl get … | head -n 1`: the reader goes away after one line, and shardctl stops
+/// quietly with status 0 (no panic on the closed pipe), as Unix tools do.
+#[tokio::test]
+async fn shardctl_stops_quietly_when_its_reader_closes_the_pipe() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &[])?;
+    shardctl(&server, &["stream", "create", "pipe", "--shards", "1"], None).await?;
+    let lines: String = (0..2000).map(|i| format!("record-{i}-{}\n", "x".repeat(100))).collect();
+    shardctl(&server, &["put", "pipe", "--partition-key", "k"], Some(&lines)).await?;
+    let script = format!(
+        "set -o pipefail; {} get pipe --endpoint {} | head -n 1",
+        shardctl_binary()?.display(),
+        server.endpoint
+    );
+    let output = tokio::process::Command::new("bash").args(["-c", &script]).output().await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "shardctl failed on the closed pipe: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1);
+    Ok(())
+}

@@ -4,6 +4,7 @@
 //! concurrent producers, then a read-back of everything written with GetRecords, checking that
 //! the count read equals the count acknowledged.
 
+use crate::output::out;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -227,7 +228,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         client.delete_stream().stream_name(&args.stream).send().await.context("DeleteStream")?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        out!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_table(&summary);
     }
@@ -546,30 +547,34 @@ async fn read_shard(client: aws_sdk_kinesis::Client, iterator: String) -> anyhow
 }
 
 fn print_table(s: &Summary) {
-    println!("shardctl bench: {} (stream {}, {} shards)", s.endpoint, s.stream, s.shards);
-    println!("  records of {} B, {} producers x PutRecords of {}", s.record_size, s.producers, s.batch);
-    println!();
-    println!("  {:<28} {:>14}", "ingest records/s", format!("{:.0}", s.records_per_second));
-    println!("  {:<28} {:>14}", "ingest MB/s", format!("{:.1}", s.ingest_mb_per_second));
-    println!("  {:<28} {:>14}", "records acknowledged", s.records_acknowledged);
-    println!("  {:<28} {:>14}", "records failed", s.records_failed);
+    out!("shardctl bench: {} (stream {}, {} shards)", s.endpoint, s.stream, s.shards);
+    out!("  records of {} B, {} producers x PutRecords of {}", s.record_size, s.producers, s.batch);
+    out!();
+    out!("  {:<28} {:>14}", "ingest records/s", format!("{:.0}", s.records_per_second));
+    out!("  {:<28} {:>14}", "ingest MB/s", format!("{:.1}", s.ingest_mb_per_second));
+    out!("  {:<28} {:>14}", "records acknowledged", s.records_acknowledged);
+    out!("  {:<28} {:>14}", "records failed", s.records_failed);
     let row = |name: &str, l: &Latency| {
-        println!(
+        out!(
             "  {name:<28} {:>8.3} p50 {:>8.3} p99 {:>8.3} p99.9 {:>8.3} max  ({} calls)",
-            l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.calls
+            l.p50_ms,
+            l.p99_ms,
+            l.p999_ms,
+            l.max_ms,
+            l.calls
         );
     };
     row("PutRecords latency ms", &s.put_records_latency);
     row("PutRecord latency ms", &s.put_record_latency);
-    println!("  {:<28} {:>14}", "read-back MB/s", format!("{:.1}", s.read_mb_per_second));
-    println!("  {:<28} {:>14}", "read-back records", s.read_records);
-    println!("  {:<28} {:>14}", "read == acknowledged", s.read_matches_acknowledged);
+    out!("  {:<28} {:>14}", "read-back MB/s", format!("{:.1}", s.read_mb_per_second));
+    out!("  {:<28} {:>14}", "read-back records", s.read_records);
+    out!("  {:<28} {:>14}", "read == acknowledged", s.read_matches_acknowledged);
     if let Some(efo) = &s.efo_latency {
         row("put→SubscribeToShard ms", efo);
     }
     if let Some(rates) = &s.producer_records_per_second {
-        println!("  {:<28} {:>14}", "producer records/s (KPL agg)", format!("{:.0}", rates.aggregated));
-        println!("  {:<28} {:>14}", "producer records/s (no agg)", format!("{:.0}", rates.not_aggregated));
+        out!("  {:<28} {:>14}", "producer records/s (KPL agg)", format!("{:.0}", rates.aggregated));
+        out!("  {:<28} {:>14}", "producer records/s (no agg)", format!("{:.0}", rates.not_aggregated));
     }
     if let Some(consumer) = &s.consumer_latency {
         row("put→worker processed ms", consumer);

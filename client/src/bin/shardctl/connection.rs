@@ -1,5 +1,6 @@
 //! Where shardctl connects, shared by its subcommands, and how it prints.
 
+use crate::output::out;
 use clap::Args;
 use serde::Serialize;
 
@@ -26,7 +27,7 @@ impl Connection {
     /// Prints `value` as JSON, or `table` for humans.
     pub fn print<T: Serialize>(&self, value: &T, table: impl FnOnce(&T)) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            out!("{}", serde_json::to_string_pretty(value)?);
         } else {
             table(value);
         }
@@ -62,7 +63,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
     let line = |cells: Vec<String>| {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
+        out!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {

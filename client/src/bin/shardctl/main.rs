@@ -3,6 +3,7 @@
 mod bench;
 mod connection;
 mod leases;
+mod output;
 mod put;
 mod streams;
 mod tail;

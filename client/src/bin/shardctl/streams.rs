@@ -1,5 +1,6 @@
 //! `shardctl stream …`: create, list, describe, delete, scale and set retention.
 
+use crate::output::out;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -205,7 +206,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
             let description = Description { stream, arn, consumers, shards };
             connection.print(&description, |d| {
                 stream_table(std::slice::from_ref(&d.stream));
-                println!("\nARN {}  consumers {}\n", d.arn, d.consumers);
+                out!("\nARN {}  consumers {}\n", d.arn, d.consumers);
                 let rows: Vec<Vec<String>> = d
                     .shards
                     .iter()
@@ -230,7 +231,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
                 .send()
                 .await
                 .map_err(|e| fail(explain(&e)))?;
-            connection.print(&serde_json::json!({ "deleted": name }), |_| println!("deleting {name}"))
+            connection.print(&serde_json::json!({ "deleted": name }), |_| out!("deleting {name}"))
         }
         StreamCommand::Scale { name, shards } => {
             let out = client
@@ -248,7 +249,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
                 "to": out.target_shard_count(),
             });
             connection.print(&result, |_| {
-                println!(
+                out!(
                     "{name}: {} → {} shards",
                     out.current_shard_count().unwrap_or(0),
                     out.target_shard_count().unwrap_or(0)
@@ -275,7 +276,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
                     .map_err(|e| fail(explain(&e)))?;
             }
             let result = serde_json::json!({ "stream": name, "retention_hours": hours });
-            connection.print(&result, |_| println!("{name}: retention {} h → {hours} h", stream.retention_hours))
+            connection.print(&result, |_| out!("{name}: retention {} h → {hours} h", stream.retention_hours))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `shardctl get` (read what is there) and `shardctl tail` (follow new records), over every
 //! open shard or one, with KPL aggregates taken apart.
 
+use crate::output::out;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -144,9 +145,9 @@ pub async fn run(args: ReadArgs, follow: bool) -> anyhow::Result<()> {
     let mut count = 0;
     while let Some(line) = lines.recv().await {
         if args.connection.json {
-            println!("{}", serde_json::to_string(&line)?);
+            out!("{}", serde_json::to_string(&line)?);
         } else {
-            println!("{}  {}  {}  {}", line.shard_id, line.sequence_number, line.partition_key, line.data);
+            out!("{}  {}  {}  {}", line.shard_id, line.sequence_number, line.partition_key, line.data);
         }
         count += 1;
         if args.limit.is_some_and(|limit| count >= limit) {
