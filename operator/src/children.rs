@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, HTTPGetAction, NodeAffinity, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, VolumeMount,
-    VolumeResourceRequirements,
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort,
+    ServiceSpec, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -24,6 +24,8 @@ use crate::crd::stream::Stream;
 pub const KINESIS_PORT: i32 = 4567;
 /// The metrics port of a shard-server.
 pub const METRICS_PORT: i32 = 9464;
+/// The environment variable `shard-server` reads its `--server-id` from.
+pub const SERVER_ID_ENV: &str = "SHARDLINE_SERVER_ID";
 /// The default zone label.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
@@ -92,6 +94,19 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                     "--metrics-listen".into(),
                     format!("0.0.0.0:{METRICS_PORT}"),
                 ]),
+                // `--cluster` needs the server's id: its pod name, from the downward API (a
+                // StatefulSet pod keeps its name, and so its shards, across restarts).
+                env: Some(vec![EnvVar {
+                    name: SERVER_ID_ENV.into(),
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: "metadata.name".into(),
+                            ..ObjectFieldSelector::default()
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                    ..EnvVar::default()
+                }]),
                 ports: Some(vec![
                     ContainerPort {
                         name: Some("kinesis".into()),
@@ -283,6 +298,12 @@ mod tests {
             .node_selector_terms[0];
         let requirement = &term.match_expressions.as_ref().expect("expressions")[0];
         assert_eq!((requirement.key.as_str(), requirement.values.clone()), (ZONE_LABEL, Some(vec!["b".to_owned()])));
+        let container = &spec.template.spec.as_ref().expect("pod").containers[0];
+        let args = container.args.clone().unwrap_or_default();
+        assert!(args.contains(&"--cluster".to_owned()) && args.contains(&"/data".to_owned()));
+        let id = container.env.as_ref().and_then(|e| e.iter().find(|v| v.name == SERVER_ID_ENV)).expect("server id");
+        let field = id.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.as_str());
+        assert_eq!(field, Some("metadata.name"), "the server id is the pod's name");
         let claim = &spec.volume_claim_templates.as_ref().expect("claims")[0];
         assert_eq!(claim.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()), Some("fast"));
         let owner = &sets[0].metadata.owner_references.as_ref().expect("owner")[0];

@@ -36,8 +36,12 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
             if !binary.exists() {
                 let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
                 let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace")?;
+                let mut args = vec!["build", "--quiet", "--workspace", "--all-targets"];
+                if dir.ends_with("release") {
+                    args.push("--release");
+                }
                 let status = Command::new(cargo)
-                    .args(["build", "--quiet", "--workspace", "--all-targets"])
+                    .args(&args)
                     .current_dir(workspace)
                     .status()
                     .map_err(|e| format!("cannot run cargo: {e}"))?;

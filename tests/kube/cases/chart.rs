@@ -58,6 +58,7 @@ async fn the_chart_lints_renders_and_is_accepted_by_the_apiserver() -> Result<()
         "name: streams-operator",
         "dedicated",
         "value: \"shardline_operator=debug\"",
+        "name: KUBERNETES_SERVICE_HOST",
     ] {
         assert!(custom.contains(expected), "custom values lack {expected}:\n{custom}");
     }

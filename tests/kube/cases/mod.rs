@@ -1,4 +1,5 @@
 mod chart;
 mod crds;
+mod nodes;
 mod on_demand;
 mod operator;

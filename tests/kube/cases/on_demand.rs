@@ -1,6 +1,7 @@
 //! An ON_DEMAND Stream follows its write rate: the operator samples the servers' appended
 //! records, grows the stream while a producer writes faster than half of its shards' capacity,
-//! and shrinks it again (never below `spec.shards`) once the writes stop.
+//! and shrinks it again (never below `spec.shards`) once the writes stop. Two operator replicas
+//! run: only the lease holder reconciles, and when its pod dies the other takes over.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,24 +10,25 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
 use shardline_operator::crd::stream::Stream;
 use shardline_tests::kinesis_client;
-use shardline_tests::kube::{install_crds, ControlPlane, Kubelet, Operator};
+use shardline_tests::kube::nodes::OPERATOR_NAMESPACE;
+use shardline_tests::kube::Cluster;
+
+use super::operator::{leader_metrics, wait};
 
 async fn shards(streams: &Api<Stream>) -> Result<u32> {
     Ok(streams.get("clicks").await?.status.unwrap_or_default().shards)
 }
 
-#[tokio::test]
-async fn an_on_demand_stream_grows_with_its_write_rate_and_shrinks_after() -> Result<()> {
-    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let client = plane.client()?;
-    install_crds(&client).await?;
-    let kubelet = Kubelet::start(client.clone(), "default")?;
-    let mut operator = Operator::start(&plane, 0)?;
-    // A second replica stands by while the first holds the leader lease.
-    let standby = Operator::start_replica(&plane, "operator-1")?;
+fn reconciled(metrics: &str) -> bool {
+    metrics.lines().any(|l| l.starts_with("shardline_operator_reconciles_total"))
+}
+
+pub async fn on_demand(cluster: &Cluster) -> Result<()> {
+    let client = cluster.plane.client()?;
     let streams: Api<Stream> = Api::namespaced(client.clone(), "default");
     let stream: Stream = serde_json::from_value(serde_json::json!({
         "apiVersion": "shardline.io/v1alpha1",
@@ -35,12 +37,11 @@ async fn an_on_demand_stream_grows_with_its_write_rate_and_shrinks_after() -> Re
         "spec": { "shards": 1, "streamMode": "ON_DEMAND" },
     }))?;
     streams.create(&PostParams::default(), &stream).await?;
-    let started = Instant::now();
-    while shards(&streams).await? != 1 {
-        ensure!(started.elapsed() < Duration::from_secs(60), "clicks never became Active");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let endpoint = kubelet.endpoint("clicks-0-0").context("pod")?;
+    wait("clicks Active", Duration::from_secs(120), async || Ok((shards(&streams).await? == 1).then_some(()))).await?;
+    let endpoint = wait("clicks-0-0 Ready", Duration::from_secs(60), async || {
+        cluster.pod_endpoint("default", "clicks-0-0", 4567).await
+    })
+    .await?;
 
     // About 3,000 records/s: six times half of one shard's capacity.
     let stop = Arc::new(AtomicBool::new(false));
@@ -66,7 +67,7 @@ async fn an_on_demand_stream_grows_with_its_write_rate_and_shrinks_after() -> Re
     let grown = Instant::now();
     let mut peak = 1;
     while peak < 4 {
-        ensure!(grown.elapsed() < Duration::from_secs(90), "clicks did not grow (at {peak} shards)");
+        ensure!(grown.elapsed() < Duration::from_secs(120), "clicks did not grow (at {peak} shards)");
         peak = peak.max(shards(&streams).await?);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -82,26 +83,29 @@ async fn an_on_demand_stream_grows_with_its_write_rate_and_shrinks_after() -> Re
         if now < peak && now <= 2 {
             break;
         }
-        ensure!(shrunk.elapsed() < Duration::from_secs(120), "clicks did not shrink (at {now}, peak {peak})");
+        ensure!(shrunk.elapsed() < Duration::from_secs(150), "clicks did not shrink (at {now}, peak {peak})");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    // Leader election: only the lease holder reconciled; when it dies the standby takes over.
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), "default");
-    let holder = |lease: k8s_openapi::api::coordination::v1::Lease| lease.spec.and_then(|s| s.holder_identity);
-    assert_eq!(holder(leases.get("shardline-operator").await?).as_deref(), Some("operator-0"));
-    let reconciles = |text: &str| text.lines().any(|l| l.starts_with("shardline_operator_reconciles_total"));
-    let idle = reqwest::get(&standby.metrics_endpoint).await?.text().await?;
-    assert!(!reconciles(&idle), "the standby reconciled while not leading:\n{idle}");
-    operator.kill();
-    let taken = Instant::now();
-    loop {
-        let text = reqwest::get(&standby.metrics_endpoint).await?.text().await?;
-        if holder(leases.get("shardline-operator").await?).as_deref() == Some("operator-1") && reconciles(&text) {
-            break;
-        }
-        ensure!(taken.elapsed() < Duration::from_secs(45), "the standby never took over");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // Leader election: only the lease holder reconciled; when its pod dies the other replica
+    // takes over.
+    let operators = cluster.wait_operator_pods(2).await?;
+    let (leader, _) = leader_metrics(cluster).await?;
+    let standby = operators.iter().find(|p| **p != leader).context("no standby replica")?;
+    let standby_endpoint =
+        cluster.pod_endpoint(OPERATOR_NAMESPACE, standby, 8080).await?.context("standby not Ready")?;
+    let idle = reqwest::get(format!("{standby_endpoint}/metrics")).await?.text().await?;
+    assert!(!reconciled(&idle), "the standby {standby} reconciled while not leading:\n{idle}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    pods.delete(&leader, &DeleteParams::default().grace_period(0)).await?;
+    let (holder, metrics) = wait("a new leader", Duration::from_secs(60), async || {
+        let (holder, metrics) = leader_metrics(cluster).await?;
+        Ok((holder != leader && reconciled(&metrics)).then_some((holder, metrics)))
+    })
+    .await?;
+    assert!(reconciled(&metrics), "{holder} leads and reconciles");
+    streams.delete("clicks", &DeleteParams::default()).await?;
+    wait("clicks gone", Duration::from_secs(60), async || Ok(streams.get_opt("clicks").await?.is_none().then_some(())))
+        .await?;
     Ok(())
 }

@@ -1,9 +1,11 @@
-//! The operator process against a real apiserver, with the harness playing the nodes (real
-//! `shard-server --cluster` processes per StatefulSet pod): a Stream goes Active with its
+//! The operator as users run it, on real nodes (see `shardline_tests::kube::nodes`): installed
+//! from the Helm chart as a Deployment, the Stream and Consumer of `examples/` applied with
+//! kubectl, shard-server pods scheduled across three zones and run by real kubelets from the
+//! operator's own pod specs, clients on the pods' addresses. A Stream goes Active with its
 //! objects; `kubectl scale` 4 → 8 → 3 under a producer loses nothing and keeps each key's order;
 //! a retention change reaches every server; an operator killed in the middle of a reshard step
-//! converges when it comes back; a Consumer's lag falls to 0 as a worker catches up; deleting
-//! the Stream releases its data and removes its objects.
+//! converges when it comes back; a deleted pod comes back on its volume; a Consumer's lag falls
+//! to 0 as a worker catches up; deleting the Stream releases its data and removes its objects.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use shardline::consumer::{
     Checkpointer, Position, ProcessRecordsInput, Retrieval, ShardRecordProcessor, Worker, WorkerConfig,
 };
@@ -22,15 +24,17 @@ use shardline_operator::crd::consumer::Consumer;
 use shardline_operator::crd::stream::{Phase, Stream};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::cluster_client::ClusterClient;
-use shardline_tests::kube::{chart_service_account, install_crds, ControlPlane, Kubelet, Operator};
+use shardline_tests::kube::nodes::{describe_pods, OPERATOR_NAMESPACE, ZONES};
+use shardline_tests::kube::{kubectl, Cluster};
 use shardline_tests::{code, kinesis_client, kinesis_client_without_retries, read_shard, Server};
 use tokio_util::sync::CancellationToken;
 
 const NS: &str = "default";
 const STREAM: &str = "orders";
-const PODS: [&str; 2] = ["orders-0-0", "orders-1-0"];
+/// One shard-server per zone: `examples/stream.yaml` spreads the stream over three.
+const PODS: [&str; 3] = ["orders-0-0", "orders-1-0", "orders-2-0"];
 
-async fn wait<T>(what: &str, timeout: Duration, mut probe: impl AsyncFnMut() -> Result<Option<T>>) -> Result<T> {
+pub async fn wait<T>(what: &str, timeout: Duration, mut probe: impl AsyncFnMut() -> Result<Option<T>>) -> Result<T> {
     let started = Instant::now();
     loop {
         match probe().await {
@@ -40,43 +44,77 @@ async fn wait<T>(what: &str, timeout: Duration, mut probe: impl AsyncFnMut() -> 
             Err(_) => {}
         }
         ensure!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
 /// Waits until the Stream is Active and Ready with `shards` open shards.
-async fn wait_active(streams: &Api<Stream>, shards: u32) -> Result<Stream> {
-    wait(&format!("{STREAM} Active with {shards} shards"), Duration::from_secs(60), async || {
+async fn wait_active(cluster: &Cluster, streams: &Api<Stream>, shards: u32) -> Result<Stream> {
+    let waited = wait(&format!("{STREAM} Active with {shards} shards"), Duration::from_secs(120), async || {
         let stream = streams.get(STREAM).await?;
         let status = stream.status.clone().unwrap_or_default();
         let ready = status.conditions.iter().any(|c| c.kind == "Ready" && c.status == "True");
         Ok((status.phase == Some(Phase::Active) && ready && status.shards == shards).then_some(stream))
     })
-    .await
+    .await;
+    waited.with_context(|| cluster.logs(NS))
 }
 
-async fn states(kubelet: &Kubelet) -> Result<Vec<pb::ClusterStateResponse>> {
+/// The Kinesis endpoint of a Ready shard-server pod.
+async fn endpoint(cluster: &Cluster, pod: &str) -> Result<String> {
+    cluster.pod_endpoint(NS, pod, 4567).await?.with_context(|| format!("{pod} is not Ready"))
+}
+
+async fn states(cluster: &Cluster) -> Result<Vec<pb::ClusterStateResponse>> {
     let mut out = Vec::new();
     for pod in PODS {
-        let endpoint = kubelet.endpoint(pod).context("pod not running")?;
-        let mut client = ClusterClient::connect(endpoint).await?;
+        let mut client = ClusterClient::connect(endpoint(cluster, pod).await?).await?;
         out.push(client.state(pb::ClusterStateRequest { stream_name: STREAM.into() }).await?.into_inner());
     }
     Ok(out)
 }
 
-fn stream_manifest() -> Result<Stream> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "apiVersion": "shardline.io/v1alpha1",
-        "kind": "Stream",
-        "metadata": { "name": STREAM, "namespace": NS },
-        "spec": { "shards": 4, "zones": ["zone-a", "zone-b"], "serversPerZone": 1 },
-    }))?)
-}
-
 async fn scale(streams: &Api<Stream>, shards: u32) -> Result<()> {
     let patch = serde_json::json!({ "spec": { "replicas": shards } });
     streams.patch_scale(STREAM, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// The example manifest `examples/NAME`.
+fn example(name: &str) -> Result<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+    Ok(std::fs::read_to_string(path)?)
+}
+
+/// Sets the operator Deployment's replicas and its reshard pause (the hidden
+/// `SHARDLINE_RESHARD_PAUSE_MS`, which holds a step between freezing and resharding), as
+/// `kubectl patch` would.
+pub async fn set_operator(cluster: &Cluster, replicas: i32, reshard_pause_ms: u64) -> Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(cluster.plane.client()?, OPERATOR_NAMESPACE);
+    let patch = serde_json::json!({
+        "spec": {
+            "replicas": replicas,
+            "template": { "spec": { "containers": [{
+                "name": "operator",
+                "env": [{ "name": "SHARDLINE_RESHARD_PAUSE_MS", "value": reshard_pause_ms.to_string() }],
+            }] } },
+        },
+    });
+    deployments.patch("shardline", &PatchParams::default(), &Patch::Strategic(&patch)).await?;
+    Ok(())
+}
+
+/// Kills every operator pod at once (no grace period) and keeps them down.
+async fn kill_operator(cluster: &Cluster) -> Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(cluster.plane.client()?, OPERATOR_NAMESPACE);
+    let patch = serde_json::json!({ "spec": { "replicas": 0 } });
+    deployments.patch("shardline", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.plane.client()?, OPERATOR_NAMESPACE);
+    for pod in pods.list(&Default::default()).await?.items {
+        let name = pod.metadata.name.unwrap_or_default();
+        let _ = pods.delete(&name, &DeleteParams::default().grace_period(0)).await;
+    }
+    cluster.wait_operator_pods(0).await?;
     Ok(())
 }
 
@@ -149,46 +187,61 @@ impl ShardRecordProcessor for Checkpointing {
     }
 }
 
-#[tokio::test]
-async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_deletion() -> Result<()> {
-    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let client = plane.client()?;
-    install_crds(&client).await?;
-    let kubelet = Kubelet::start(client.clone(), NS)?;
-    // The operator runs as the chart's ServiceAccount: every call below must be allowed by the
-    // chart's RBAC, and by nothing more.
-    let token = chart_service_account(&plane, "shardline-system").await?;
-    let mut operator = Operator::start_as(&plane, Some((&token, "shardline-system")), 0)?;
+/// The operator's `/metrics` text from the pod holding its leader lease.
+pub async fn leader_metrics(cluster: &Cluster) -> Result<(String, String)> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(cluster.plane.client()?, OPERATOR_NAMESPACE);
+    let holder = leases
+        .get("shardline-operator")
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity)
+        .context("nobody holds the operator lease")?;
+    let endpoint = cluster.pod_endpoint(OPERATOR_NAMESPACE, &holder, 8080).await?.context("leader not Ready")?;
+    Ok((holder, reqwest::get(format!("{endpoint}/metrics")).await?.text().await?))
+}
+
+/// The operator (installed by the chart, running as its ServiceAccount: every call below must
+/// be allowed by the chart's RBAC, and by nothing more) through one Stream's life.
+pub async fn stream_lifecycle(cluster: &Cluster) -> Result<()> {
+    let client = cluster.plane.client()?;
     let streams: Api<Stream> = Api::namespaced(client.clone(), NS);
 
-    // Apply → Active, with the shard map spread over both zones' servers and every object made.
-    streams.create(&PostParams::default(), &stream_manifest()?).await?;
-    let active = wait_active(&streams, 4).await?;
+    // kubectl apply -f examples/stream.yaml → Active, one server per zone, the shard map spread
+    // over them, every object made.
+    kubectl(&cluster.plane, &["apply", "-n", NS, "-f", "-"], &example("stream.yaml")?)?;
+    let active = wait_active(cluster, &streams, 4).await?;
     let status = active.status.clone().unwrap_or_default();
     assert_eq!(status.shard_map.len(), 4);
-    for pod in PODS {
-        let held = status.shard_map.iter().filter(|s| s.server.as_deref() == Some(pod)).count();
-        assert_eq!(held, 2, "{pod} holds two of four shards");
+    for (pod, zone) in PODS.iter().zip(ZONES) {
+        let held = status.shard_map.iter().filter(|s| s.server.as_deref() == Some(*pod)).count();
+        assert!((1..=2).contains(&held), "{pod} holds {held} of four shards");
+        assert_eq!(cluster.pod_zone(NS, pod).await?.as_deref(), Some(zone), "{pod} runs in {zone}");
     }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let running = pods.list(&Default::default()).await?.items;
+    assert_eq!(running.len(), 3, "one pod per zone: {}", describe_pods(&running));
     assert_eq!(status.endpoint.as_deref(), Some("http://orders.default.svc:4567"));
     let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
-    assert_eq!(claims.list(&Default::default()).await?.items.len(), 2, "one volume per server");
+    assert_eq!(claims.list(&Default::default()).await?.items.len(), 3, "one volume per server");
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
-    assert!(sets.get_opt("orders-0").await?.is_some() && sets.get_opt("orders-1").await?.is_some());
+    for set in ["orders-0", "orders-1", "orders-2"] {
+        assert!(sets.get_opt(set).await?.is_some(), "no StatefulSet {set}");
+    }
     let services: Api<Service> = Api::namespaced(client.clone(), NS);
     assert!(services.get_opt("orders").await?.is_some() && services.get_opt("orders-servers").await?.is_some());
     let finalizers = active.metadata.finalizers.clone().unwrap_or_default();
     assert!(finalizers.iter().any(|f| f == "streams.shardline.io/cleanup"));
-    let (first, second) = (kubelet.endpoint(PODS[0]).context("pod 0")?, kubelet.endpoint(PODS[1]).context("pod 1")?);
+    let (first, second) = (endpoint(cluster, PODS[0]).await?, endpoint(cluster, PODS[1]).await?);
 
     // kubectl scale 4 → 8 → 3 while a producer writes through one server.
     let writer = start_writer(&first);
     tokio::time::sleep(Duration::from_millis(500)).await;
     scale(&streams, 8).await?;
-    wait_active(&streams, 8).await?;
+    wait_active(cluster, &streams, 8).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     scale(&streams, 3).await?;
-    let three = wait_active(&streams, 3).await?;
+    let three = wait_active(cluster, &streams, 3).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     writer.stop.store(true, Ordering::Relaxed);
     let acked = writer.task.await??;
@@ -210,25 +263,26 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
     assert_eq!(read.len(), acked.len(), "nothing stored that was not acknowledged");
 
     // A retention change reaches every server.
-    let retention = serde_json::json!({ "spec": { "retentionHours": 48 } });
+    let retention = serde_json::json!({ "spec": { "retentionHours": 72 } });
     streams.patch(STREAM, &PatchParams::default(), &Patch::Merge(&retention)).await?;
-    wait("retention 48 h on both servers", Duration::from_secs(30), async || {
-        let states = states(&kubelet).await?;
-        Ok(states.iter().all(|s| s.layout.as_ref().is_some_and(|l| l.retention_hours == 48)).then_some(()))
+    wait("retention 72 h on every server", Duration::from_secs(30), async || {
+        let states = states(cluster).await?;
+        Ok(states.iter().all(|s| s.layout.as_ref().is_some_and(|l| l.retention_hours == 72)).then_some(()))
     })
     .await?;
     let summary = kinesis_client(&first).describe_stream_summary().stream_name(STREAM).send().await?;
-    assert_eq!(summary.stream_description_summary().map(|d| d.retention_period_hours()), Some(48));
+    assert_eq!(summary.stream_description_summary().map(|d| d.retention_period_hours()), Some(72));
 
     // The operator dies in the middle of a reshard step (servers frozen, not resharded)...
-    operator.kill();
-    operator.spawn(4_000)?;
+    kill_operator(cluster).await?;
+    set_operator(cluster, 1, 15_000).await?;
+    cluster.wait_operator_pods(1).await?;
     scale(&streams, 6).await?;
-    wait("a frozen server", Duration::from_secs(30), async || {
-        Ok(states(&kubelet).await?.iter().any(|s| s.layout.as_ref().is_some_and(|l| l.frozen)).then_some(()))
+    wait("a frozen server", Duration::from_secs(60), async || {
+        Ok(states(cluster).await?.iter().any(|s| s.layout.as_ref().is_some_and(|l| l.frozen)).then_some(()))
     })
     .await?;
-    operator.kill();
+    kill_operator(cluster).await?;
     let refused = kinesis_client_without_retries(&first)
         .put_record()
         .stream_name(STREAM)
@@ -239,11 +293,12 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
         .expect_err("writes wait while frozen");
     assert_eq!(code(&refused), "InternalFailure");
     // ...and a new one finishes it.
-    operator.spawn(0)?;
-    wait_active(&streams, 6).await?;
-    let settled = states(&kubelet).await?;
+    set_operator(cluster, 2, 0).await?;
+    cluster.wait_operator_pods(2).await?;
+    wait_active(cluster, &streams, 6).await?;
+    let settled = states(cluster).await?;
     let epochs: Vec<u64> = settled.iter().filter_map(|s| s.layout.as_ref().map(|l| l.epoch)).collect();
-    assert!(epochs.len() == 2 && epochs[0] == epochs[1], "both servers at one epoch: {epochs:?}");
+    assert!(epochs.len() == 3 && epochs.iter().all(|e| *e == epochs[0]), "every server at one epoch: {epochs:?}");
     assert!(settled.iter().all(|s| s.layout.as_ref().is_some_and(|l| !l.frozen)));
     kinesis_client(&second)
         .put_record()
@@ -253,29 +308,25 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
         .send()
         .await?;
 
-    // A shard-server pod is deleted: its replacement starts on the same volume, the stream is
-    // Ready again and every record is still there.
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NS);
+    // A shard-server pod is deleted: the StatefulSet's replacement starts on the same volume,
+    // the stream is Ready again and every record is still there.
     let old_uid = pods.get(PODS[1]).await?.metadata.uid;
     pods.delete(PODS[1], &DeleteParams::default()).await?;
-    wait("a replacement pod", Duration::from_secs(30), async || {
+    wait("a replacement pod", Duration::from_secs(90), async || {
         let pod = pods.get_opt(PODS[1]).await?;
-        Ok(pod.filter(|p| p.metadata.uid != old_uid && kubelet.endpoint(PODS[1]).is_some()).map(|_| ()))
+        let replaced = pod.is_some_and(|p| p.metadata.uid != old_uid);
+        Ok((replaced && cluster.pod_endpoint(NS, PODS[1], 4567).await?.is_some()).then_some(()))
     })
     .await?;
-    wait_active(&streams, 6).await?;
-    let after_restart = read_everything(&first).await?;
+    wait_active(cluster, &streams, 6).await?;
+    let second = endpoint(cluster, PODS[1]).await?;
+    let after_restart = read_everything(&second).await?;
     assert_eq!(after_restart.len(), acked.len() + 1, "every record survives the server's restart");
 
-    // A Consumer reports lag, which falls to 0 as a worker catches up.
+    // kubectl apply -f examples/consumer.yaml: the Consumer reports lag, which falls to 0 as a
+    // worker catches up.
     let consumers: Api<Consumer> = Api::namespaced(client.clone(), NS);
-    let consumer: Consumer = serde_json::from_value(serde_json::json!({
-        "apiVersion": "shardline.io/v1alpha1",
-        "kind": "Consumer",
-        "metadata": { "name": "billing", "namespace": NS },
-        "spec": { "stream": STREAM, "applicationName": "billing" },
-    }))?;
-    consumers.create(&PostParams::default(), &consumer).await?;
+    kubectl(&cluster.plane, &["apply", "-n", NS, "-f", "-"], &example("consumer.yaml")?)?;
     let lagging = wait("consumer lag reported", Duration::from_secs(30), async || {
         let status = consumers.get("billing").await?.status.unwrap_or_default();
         Ok((status.lag_records > 0).then_some(status))
@@ -310,7 +361,7 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
         "metadata": { "name": "orphan", "namespace": NS },
         "spec": { "stream": "missing", "applicationName": "orphan" },
     }))?;
-    consumers.create(&PostParams::default(), &orphan).await?;
+    consumers.create(&Default::default(), &orphan).await?;
     wait("orphan consumer condition", Duration::from_secs(30), async || {
         let status = consumers.get("orphan").await?.status.unwrap_or_default();
         Ok(status.conditions.iter().any(|c| c.kind == "Ready" && c.reason == "StreamNotFound").then_some(()))
@@ -318,8 +369,8 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
     .await?;
     consumers.delete("orphan", &DeleteParams::default()).await?;
 
-    // The operator counts its work on /metrics.
-    let metrics = reqwest::get(&operator.metrics_endpoint).await?.text().await?;
+    // The operator counts its work on /metrics (its pod's metrics port).
+    let (_, metrics) = leader_metrics(cluster).await?;
     let reconciles = metrics
         .lines()
         .find(|l| l.starts_with("shardline_operator_reconciles_total{controller=\"stream\"}"))
@@ -345,16 +396,25 @@ async fn the_operator_runs_a_stream_through_scaling_a_crash_a_consumer_and_delet
 
     // Delete: the finalizer releases the data on the servers, then objects and pods go.
     streams.delete(STREAM, &DeleteParams::default()).await?;
-    wait("stream gone", Duration::from_secs(30), async || Ok(streams.get_opt(STREAM).await?.is_none().then_some(())))
+    wait("stream gone", Duration::from_secs(60), async || Ok(streams.get_opt(STREAM).await?.is_none().then_some(())))
         .await?;
-    assert!(sets.get_opt("orders-0").await?.is_none() && sets.get_opt("orders-1").await?.is_none());
+    for set in ["orders-0", "orders-1", "orders-2"] {
+        assert!(sets.get_opt(set).await?.is_none(), "StatefulSet {set} left");
+    }
     assert!(services.get_opt("orders").await?.is_none());
-    wait("pods stopped", Duration::from_secs(30), async || Ok(kubelet.pods().is_empty().then_some(()))).await?;
-    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
-    // Deleted; with no controller-manager here, pvc-protection's finalizer keeps them listed.
-    let claims = claims.list(&Default::default()).await?.items;
-    assert!(claims.iter().all(|c| c.metadata.deletion_timestamp.is_some()), "the stream's volumes are deleted");
-    let leftover = Server::start_cluster(&kubelet.data_dir(PODS[0]), PODS[0], "127.0.0.1:0", &[])?;
+    wait("pods stopped", Duration::from_secs(90), async || {
+        Ok(pods.list(&Default::default()).await?.items.is_empty().then_some(()))
+    })
+    .await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    wait("volumes released", Duration::from_secs(60), async || {
+        Ok(claims.list(&Default::default()).await?.items.is_empty().then_some(()))
+    })
+    .await?;
+    // What the first server's volume still holds (its PersistentVolume is retained) has no
+    // trace of the stream.
+    let volume = cluster.volume_dir(NS, &format!("data-{}", PODS[0]));
+    let leftover = Server::start_cluster(&volume, PODS[0], "127.0.0.1:0", &[])?;
     let state = ClusterClient::connect(leftover.endpoint.clone())
         .await?
         .state(pb::ClusterStateRequest { stream_name: STREAM.into() })

@@ -1,6 +1,8 @@
 //! A real Kubernetes control plane for the operator tests: Debian's etcd and a kube-apiserver
-//! 1.20 built by `scripts/k8s-apiserver.sh`, started as local processes on free ports with a
-//! token for an admin user, RBAC, and a service-account key pair made with openssl.
+//! 1.20 built by `scripts/kubernetes.sh`, started as local processes on free ports with a
+//! token for an admin user, RBAC, and a service-account key pair made with openssl; and
+//! [`Cluster`], the same control plane with a controller-manager, a scheduler and three real
+//! nodes (kubelet + containerd) in three zones.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,29 +12,29 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
-pub mod kubelet;
-pub mod operator;
+pub mod nodes;
 
-pub use kubelet::Kubelet;
-pub use operator::Operator;
+pub use nodes::Cluster;
 
 /// The admin user's bearer token.
 const TOKEN: &str = "shardline-test-admin-token";
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+fn free_port(address: &str) -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((address, 0))?.local_addr()?.port())
 }
 
-/// Runs `scripts/k8s-apiserver.sh` once per test process; the directory with the binaries.
+/// Runs `scripts/kubernetes.sh` once per test process; the directory with the binaries.
 pub fn binaries() -> anyhow::Result<PathBuf> {
     static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| install_script("k8s-apiserver.sh")).clone().map_err(anyhow::Error::msg)
+    DIR.get_or_init(|| install_script("kubernetes.sh", &[])).clone().map_err(anyhow::Error::msg)
 }
 
-/// Runs `scripts/NAME`, which installs tools (once) and prints their directory last.
-fn install_script(name: &str) -> Result<PathBuf, String> {
+/// Runs `scripts/NAME ARGS`, which installs or builds something (once) and prints its
+/// directory last.
+fn install_script(name: &str, args: &[&str]) -> Result<PathBuf, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts").join(name);
-    let output = Command::new("bash").arg(script).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
+    let output =
+        Command::new("bash").arg(script).args(args).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
     if !output.status.success() {
         return Err(format!("scripts/{name} failed: {}", output.status));
     }
@@ -44,9 +46,9 @@ fn install_script(name: &str) -> Result<PathBuf, String> {
 pub struct ControlPlane {
     etcd: Child,
     apiserver: Child,
-    /// `https://127.0.0.1:PORT`.
+    /// `https://ADDRESS:PORT`.
     pub url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for ControlPlane {
@@ -59,11 +61,18 @@ impl Drop for ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts etcd and the apiserver and waits until the apiserver is ready.
+    /// Starts etcd and the apiserver on 127.0.0.1 and waits until the apiserver is ready.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_on("127.0.0.1")
+    }
+
+    /// Starts etcd (on 127.0.0.1) and the apiserver on `address`, which pods can reach when it
+    /// is a node bridge's, and waits until the apiserver is ready.
+    pub fn start_on(address: &str) -> anyhow::Result<Self> {
         let bin = binaries()?;
         let dir = tempfile::tempdir()?;
-        let (client_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        let (client_port, peer_port, api_port) =
+            (free_port("127.0.0.1")?, free_port("127.0.0.1")?, free_port(address)?);
         let etcd = Command::new(bin.join("etcd"))
             .args(["--data-dir", &dir.path().join("etcd").display().to_string()])
             .args(["--listen-client-urls", &format!("http://127.0.0.1:{client_port}")])
@@ -98,7 +107,7 @@ impl ControlPlane {
         std::fs::write(&tokens, format!("{TOKEN},admin,admin,system:masters\n"))?;
         let apiserver = Command::new(bin.join("kube-apiserver"))
             .args(["--etcd-servers", &format!("http://127.0.0.1:{client_port}")])
-            .args(["--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1"])
+            .args(["--bind-address", address, "--advertise-address", address])
             .args(["--secure-port", &api_port.to_string(), "--insecure-port", "0"])
             .arg(format!("--cert-dir={}", dir.path().join("certs").display()))
             .arg(format!("--token-auth-file={}", tokens.display()))
@@ -107,11 +116,12 @@ impl ControlPlane {
             .arg(format!("--service-account-signing-key-file={}", key.display()))
             .args(["--service-account-issuer", "https://kubernetes.default.svc"])
             .args(["--service-cluster-ip-range", "10.96.0.0/24"])
+            .args(["--kubelet-preferred-address-types", "InternalIP,Hostname"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("apiserver.log"))?)
             .spawn()
             .context("starting kube-apiserver")?;
-        let plane = Self { etcd, apiserver, url: format!("https://127.0.0.1:{api_port}"), _dir: dir };
+        let plane = Self { etcd, apiserver, url: format!("https://{address}:{api_port}"), dir };
         plane.wait_ready()?;
         Ok(plane)
     }
@@ -133,6 +143,17 @@ impl ControlPlane {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// The service-account signing key (for the controller-manager's token controller).
+    pub fn service_account_key(&self) -> PathBuf {
+        self.dir.path().join("sa.key")
+    }
+
+    /// The apiserver's self-signed serving certificate with its CA (the root CA that pods'
+    /// service-account volumes carry as `ca.crt`).
+    pub fn serving_certificate(&self) -> PathBuf {
+        self.dir.path().join("certs/apiserver.crt")
     }
 
     /// Writes a kubeconfig for the admin user (what the operator process reads via KUBECONFIG).
@@ -195,7 +216,7 @@ pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
 /// Runs `scripts/helm-tools.sh` once per test process; the directory holding `helm` and `kubectl`.
 pub fn helm_tools() -> anyhow::Result<PathBuf> {
     static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| install_script("helm-tools.sh")).clone().map_err(anyhow::Error::msg)
+    DIR.get_or_init(|| install_script("helm-tools.sh", &[])).clone().map_err(anyhow::Error::msg)
 }
 
 /// The chart's directory.
@@ -233,42 +254,4 @@ pub fn kubectl(plane: &ControlPlane, args: &[&str], stdin: &str) -> anyhow::Resu
         bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
     }
     Ok(String::from_utf8(output.stdout)?)
-}
-
-/// Installs the chart's ServiceAccount and RBAC (rendered by helm, applied for real) in
-/// `namespace` and returns a token for that ServiceAccount, so the operator can run exactly as
-/// the chart lets it.
-pub async fn chart_service_account(plane: &ControlPlane, namespace: &str) -> anyhow::Result<String> {
-    let client = plane.client()?;
-    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
-    let ns = k8s_openapi::api::core::v1::Namespace {
-        metadata: kube::api::ObjectMeta { name: Some(namespace.to_owned()), ..Default::default() },
-        ..Default::default()
-    };
-    namespaces
-        .patch(namespace, &kube::api::PatchParams::apply("shardline-tests"), &kube::api::Patch::Apply(&ns))
-        .await?;
-    let chart = chart_dir();
-    let rendered = helm(&[
-        "template",
-        "shardline",
-        &chart.display().to_string(),
-        "--namespace",
-        namespace,
-        "--show-only",
-        "templates/serviceaccount.yaml",
-        "--show-only",
-        "templates/rbac.yaml",
-    ])?;
-    kubectl(plane, &["apply", "--server-side", "-f", "-"], &rendered)?;
-    let request = serde_json::json!({
-        "apiVersion": "authentication.k8s.io/v1",
-        "kind": "TokenRequest",
-        "spec": { "expirationSeconds": 3600 },
-    });
-    let url = format!("/api/v1/namespaces/{namespace}/serviceaccounts/shardline/token");
-    let http =
-        http::Request::post(url).header("content-type", "application/json").body(serde_json::to_vec(&request)?)?;
-    let answer: serde_json::Value = client.request(http).await?;
-    answer["status"]["token"].as_str().map(str::to_owned).context("no token in the TokenRequest answer")
 }
