@@ -50,7 +50,7 @@ pub struct Appended {
 
 enum Command {
     Append { stream: Arc<Stream>, entries: Vec<Entry>, reply: oneshot::Sender<Result<Vec<Appended>>> },
-    Delete { stream: Arc<Stream>, reply: oneshot::Sender<Result<()>> },
+    Delete { stream: Arc<Stream>, also: WriteBatch, reply: oneshot::Sender<Result<()>> },
     Barrier { work: BarrierWork, reply: oneshot::Sender<Result<()>> },
     Stop,
 }
@@ -99,15 +99,19 @@ impl std::fmt::Debug for Command {
 
 impl Appender {
     /// Starts the writer thread.
+    /// Starts the writer thread. `catalog_writes` is the catalog's write lock
+    /// ([`Catalog::write_lock`]): a group that deletes streams holds it while it writes, so a
+    /// definition update can never rewrite the catalog row of a stream being deleted.
     pub fn start(
         engine: Arc<dyn KvEngine>,
         clock: Arc<dyn Clock>,
         account: String,
         metrics: Arc<Metrics>,
+        catalog_writes: Arc<Mutex<()>>,
     ) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(AppendStats::default());
-        let writer = Writer { engine, clock, account, stats: stats.clone(), metrics };
+        let writer = Writer { engine, clock, account, stats: stats.clone(), metrics, catalog_writes };
         let thread = std::thread::Builder::new().name("shardline-append".into()).spawn(move || writer.run(receiver))?;
         Ok(Self { queue, thread: Mutex::new(Some(thread)), stats })
     }
@@ -127,12 +131,13 @@ impl Appender {
         answer.await.map_err(|_| Error::WritePathClosed("the appender dropped the request"))?
     }
 
-    /// Deletes every record, index entry, counter and the catalog entry of `stream`, in order
-    /// with appends, and refuses further appends to it.
-    pub async fn delete_stream(&self, stream: Arc<Stream>) -> Result<()> {
+    /// Deletes every record, index entry, counter and the catalog entry of `stream`, with the
+    /// mutations in `also` (its leases), in one batch in order with appends, and refuses
+    /// further appends to it.
+    pub async fn delete_stream(&self, stream: Arc<Stream>, also: WriteBatch) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Command::Delete { stream, reply })
+            .send(Command::Delete { stream, also, reply })
             .await
             .map_err(|_| Error::WritePathClosed("the appender has stopped"))?;
         answer.await.map_err(|_| Error::WritePathClosed("the appender dropped the request"))?
@@ -167,6 +172,7 @@ struct Writer {
     account: String,
     stats: Arc<AppendStats>,
     metrics: Arc<Metrics>,
+    catalog_writes: Arc<Mutex<()>>,
 }
 
 /// What a group did to one shard, applied to its log after the fsync.
@@ -237,9 +243,10 @@ impl Writer {
                         }
                     }
                 }
-                Command::Delete { stream, reply } => {
+                Command::Delete { stream, also, reply } => {
                     deleted.insert(stream.id);
                     batch.append(Catalog::deletion_batch(&stream));
+                    batch.append(also);
                     deletes.push((stream, reply));
                 }
                 Command::Barrier { reply, .. } => {
@@ -263,7 +270,16 @@ impl Writer {
         }
 
         let started = std::time::Instant::now();
+        // Deletions remove catalog rows: ordered with the catalog's own writes (see `start`).
+        let catalog_guard =
+            (!deletes.is_empty()).then(|| self.catalog_writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let outcome = self.engine.write(batch, Durability::Sync);
+        if outcome.is_ok() {
+            for (stream, _) in &deletes {
+                stream.mark_deleted();
+            }
+        }
+        drop(catalog_guard);
         let records: u64 = touched.values().map(|t| t.last_counter + 1 - t.first_counter).sum();
         self.metrics.fsync(records, started.elapsed());
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
@@ -275,8 +291,7 @@ impl Writer {
                     touch.log.appended_bytes.fetch_add(touch.bytes, Ordering::Relaxed);
                     touch.log.appended.notify_waiters();
                 }
-                for (stream, reply) in deletes {
-                    stream.mark_deleted();
+                for (_, reply) in deletes {
                     let _ = reply.send(Ok(()));
                 }
                 self.stats.requests.fetch_add(appends.len() as u64, Ordering::Relaxed);
@@ -414,6 +429,7 @@ mod tests {
             account: "123456789012".into(),
             stats: Arc::default(),
             metrics: Arc::default(),
+            catalog_writes: catalog.write_lock(),
         };
         let entry = || vec![Entry { shard: 0, hash: 0, value: shard::encode("k", b"v") }];
         let (before, mut before_rx) = oneshot::channel();
@@ -421,7 +437,7 @@ mod tests {
         let (after, mut after_rx) = oneshot::channel();
         writer.commit(vec![
             Command::Append { stream: stream.clone(), entries: entry(), reply: before },
-            Command::Delete { stream: stream.clone(), reply: delete },
+            Command::Delete { stream: stream.clone(), also: WriteBatch::new(), reply: delete },
             Command::Append { stream: stream.clone(), entries: entry(), reply: after },
         ]);
         assert!(matches!(before_rx.try_recv(), Ok(Err(Error::StreamNotFound { .. }))));

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::iterator::ITERATOR_TTL_MS;
 
+/// Default deadline of a call to another shard-server, in milliseconds.
+pub const DEFAULT_PEER_TIMEOUT_MS: u64 = 5_000;
+
 /// Kinesis' default number of shards an account may hold in a region.
 pub const DEFAULT_SHARD_LIMIT: u32 = 500;
 
@@ -31,6 +34,8 @@ pub struct Config {
     pub subscription_lifetime: Duration,
     /// This server's id in cluster mode (its pod name); `None` when standalone.
     pub cluster_id: Option<String>,
+    /// How long a call to another server may take before the client gets a retryable error.
+    pub peer_timeout: Duration,
 }
 
 impl Config {
@@ -47,6 +52,7 @@ impl Config {
             throughput_limits: false,
             subscription_lifetime: Duration::from_secs(300),
             cluster_id: None,
+            peer_timeout: Duration::from_millis(DEFAULT_PEER_TIMEOUT_MS),
         }
     }
 }

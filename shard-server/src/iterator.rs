@@ -82,6 +82,26 @@ impl IteratorCodec {
         <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!())
     }
 
+    /// `body` followed by its MAC under the server secret (for other opaque tokens, such as
+    /// NextToken).
+    pub fn seal(&self, body: &[u8]) -> Vec<u8> {
+        let mut mac = self.mac();
+        mac.update(body);
+        let mut sealed = body.to_vec();
+        sealed.extend_from_slice(&mac.finalize().into_bytes());
+        sealed
+    }
+
+    /// The body of a [`IteratorCodec::seal`]ed token, if its MAC is this server's.
+    pub fn open<'a>(&self, sealed: &'a [u8]) -> Option<&'a [u8]> {
+        let body_len = sealed.len().checked_sub(MAC_LEN)?;
+        let (body, tag) = sealed.split_at(body_len);
+        let mut mac = self.mac();
+        mac.update(body);
+        mac.verify_slice(tag).ok()?;
+        Some(body)
+    }
+
     /// The opaque token for `iterator`.
     pub fn encode(&self, iterator: &ShardIterator) -> String {
         let name = iterator.stream_name.as_bytes();

@@ -242,6 +242,27 @@ impl LeaseTable {
         Ok(lease)
     }
 
+    /// The deletions of every application's leases on stream `stream`, to go in the batch that
+    /// deletes the stream: a new stream of the same name starts with no leases.
+    pub fn stream_deletion(&self, stream: &str) -> Result<WriteBatch> {
+        let (start, end) = keys::all_leases_range();
+        let mut applications = std::collections::BTreeSet::new();
+        self.engine.scan(Cf::Leases, &start, &end, &mut |key, _| {
+            if let Some((application, leased)) = keys::lease_names(key) {
+                if leased == stream {
+                    applications.insert(application.to_owned());
+                }
+            }
+            true
+        })?;
+        let mut batch = WriteBatch::new();
+        for application in applications {
+            let (start, end) = keys::lease_range(&application, stream);
+            batch.delete_range(Cf::Leases, start, end);
+        }
+        Ok(batch)
+    }
+
     /// Deletes every lease of an application; returns how many there were.
     pub fn delete_application(&self, application: &str) -> Result<usize> {
         let _guard = self.writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -52,6 +52,10 @@ struct Cli {
     /// Seconds one SubscribeToShard call lasts (Kinesis: 300).
     #[arg(long, env = "SHARDLINE_SUBSCRIPTION_LIFETIME_SECS", default_value_t = 300)]
     subscription_lifetime_secs: u64,
+    /// Milliseconds a call to another shard-server (a forwarded request) may take before the
+    /// client gets a retryable error.
+    #[arg(long, env = "SHARDLINE_PEER_TIMEOUT_MS", default_value_t = shard_server::config::DEFAULT_PEER_TIMEOUT_MS)]
+    peer_timeout_ms: u64,
     /// Seconds between passes deleting expired records from disk.
     #[arg(long, env = "SHARDLINE_RETENTION_CHECK_SECS", default_value_t = 60)]
     retention_check_secs: u64,
@@ -77,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     config.stream_transition = Duration::from_millis(cli.stream_transition_ms);
     config.retention_check_interval = Duration::from_secs(cli.retention_check_secs.max(1));
     config.cluster_id = if cli.cluster { cli.server_id.clone() } else { None };
+    config.peer_timeout = Duration::from_millis(cli.peer_timeout_ms.max(1));
 
     let node = Node::open(config).with_context(|| format!("opening {}", cli.data_dir.display()))?;
     let listener =

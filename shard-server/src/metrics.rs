@@ -97,6 +97,12 @@ impl OperationMetrics {
         }
         self.latency.get_or_create(labels).observe(latency.as_secs_f64());
     }
+
+    fn forget(&self, labels: &StreamLabels) {
+        self.success.remove(labels);
+        self.failure.remove(labels);
+        self.latency.remove(labels);
+    }
 }
 
 /// Every metric of one shard-server.
@@ -394,6 +400,50 @@ impl Metrics {
         self.subscribe_millis_behind
             .get_or_create(&labels)
             .set(i64::try_from(millis_behind_latest).unwrap_or(i64::MAX));
+    }
+
+    /// Drops every series of a deleted stream (the stream-level ones, and the shard-level ones
+    /// of `shards`), so names that come and go never pile up in `/metrics`.
+    pub fn forget_stream(&self, stream: &str, shards: impl IntoIterator<Item = String>) {
+        let labels = Self::stream(stream);
+        for family in [
+            &self.incoming_bytes,
+            &self.incoming_records,
+            &self.put_record_bytes,
+            &self.put_records_bytes,
+            &self.put_records_total_records,
+            &self.put_records_successful_records,
+            &self.put_records_throttled_records,
+            &self.get_records_bytes,
+            &self.get_records_records,
+            &self.write_throttled,
+            &self.read_throttled,
+            &self.subscribe_success,
+            &self.subscribe_failure,
+            &self.subscribe_event_bytes,
+            &self.subscribe_event_records,
+        ] {
+            family.remove(&labels);
+        }
+        for operation in [&self.put_record, &self.put_records, &self.get_records] {
+            operation.forget(&labels);
+        }
+        self.get_records_iterator_age.remove(&labels);
+        self.subscribe_millis_behind.remove(&labels);
+        for shard in shards {
+            let labels = ShardLabels { stream: stream.to_owned(), shard };
+            for family in [
+                &self.shard_incoming_bytes,
+                &self.shard_incoming_records,
+                &self.shard_outgoing_bytes,
+                &self.shard_outgoing_records,
+                &self.shard_write_throttled,
+                &self.shard_read_throttled,
+            ] {
+                family.remove(&labels);
+            }
+            self.shard_iterator_age.remove(&labels);
+        }
     }
 
     /// One group commit: how many records it made durable and how long the write took.

@@ -1,8 +1,11 @@
 //! Calls from one shard-server to the others of its cluster: a request for a shard this server
-//! does not hold goes to the server that does. Connections are made lazily and reused.
+//! does not hold goes to the server that does. Connections are made lazily and reused. Every
+//! call has a deadline (`--peer-timeout-ms`): a peer that accepts and never answers costs the
+//! client a retryable error after that long, not a request held forever.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::records_client::RecordsClient;
@@ -17,11 +20,15 @@ use crate::sequence::SequenceNumber;
 pub const FORWARDED: &str = "x-shardline-forwarded";
 
 /// Connections to the other servers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Peers {
     channels: Mutex<HashMap<String, Channel>>,
     http: reqwest::Client,
+    timeout: Duration,
 }
+
+/// How long connecting to a peer may take (within the call's deadline).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The error for a server that could not be reached; retrying reaches it or its successor.
 pub fn unreachable(address: &str, cause: impl std::fmt::Display) -> Error {
@@ -29,6 +36,17 @@ pub fn unreachable(address: &str, cause: impl std::fmt::Display) -> Error {
 }
 
 impl Peers {
+    /// Connections whose calls each get `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        let http = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT.min(timeout)).build().unwrap_or_default();
+        Self { channels: Mutex::default(), http, timeout }
+    }
+
+    /// The error for a peer that did not answer in time.
+    fn too_slow(&self, address: &str) -> Error {
+        unreachable(address, format_args!("no answer within {} ms", self.timeout.as_millis()))
+    }
+
     /// A gRPC channel to the server at `address` (`host:port`).
     pub fn channel(&self, address: &str) -> Result<Channel> {
         let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -37,7 +55,9 @@ impl Peers {
         }
         let channel = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|err| unreachable(address, err))?
-            .connect_timeout(std::time::Duration::from_secs(2))
+            .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+            // Until the answer's headers: a relayed subscription's stream is not cut by it.
+            .timeout(self.timeout)
             .connect_lazy();
         channels.insert(address.to_owned(), channel.clone());
         Ok(channel)
@@ -79,20 +99,28 @@ impl Peers {
         }
     }
 
-    /// Sends a Kinesis HTTP request on to the server at `address` unchanged.
+    /// Sends a Kinesis HTTP request on to the server at `address` unchanged. The deadline
+    /// covers the whole answer, or only its headers for a `streaming` one (SubscribeToShard).
     pub async fn forward_http(
         &self,
         address: &str,
         headers: &axum::http::HeaderMap,
         body: bytes::Bytes,
+        streaming: bool,
     ) -> Result<reqwest::Response> {
         let mut request = self.http.post(format!("http://{address}/")).body(body);
+        if !streaming {
+            request = request.timeout(self.timeout);
+        }
         for name in ["content-type", "x-amz-target", "authorization", "x-amz-date"] {
             if let Some(value) = headers.get(name) {
                 request = request.header(name, value.as_bytes());
             }
         }
-        request.header(FORWARDED, "1").send().await.map_err(|err| unreachable(address, err))
+        match tokio::time::timeout(self.timeout, request.header(FORWARDED, "1").send()).await {
+            Ok(answer) => answer.map_err(|err| unreachable(address, err)),
+            Err(_) => Err(self.too_slow(address)),
+        }
     }
 }
 
@@ -112,6 +140,7 @@ impl Peers {
             .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
             .header(FORWARDED, "1")
             .body(body.to_string())
+            .timeout(self.timeout)
             .send()
             .await
             .map_err(|err| unreachable(address, err))?;

@@ -38,6 +38,8 @@ pub enum Route {
     Local,
     /// Another server does, at this address.
     Remote(String),
+    /// No server does: the layout gives the shard no owner (yet). Nobody serves it.
+    Unowned,
 }
 
 impl Placement {

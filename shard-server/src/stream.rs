@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -336,12 +336,20 @@ pub struct NewStream {
 }
 
 /// Every stream this server holds, persisted in the catalog column family.
+///
+/// Lock order, everywhere: the catalog write lock (`writes`), then the stream map
+/// (`streams`), then one stream's definition or logs. Nothing takes the map while it holds a
+/// definition, and nothing holds the map across I/O: a metadata write (and its fsync) holds
+/// only the write lock, so readers of the map and of other definitions never wait for a disk.
 #[derive(Debug)]
 pub struct Catalog {
     engine: Arc<dyn KvEngine>,
     account: String,
     shard_limit: u32,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// Serialises every write of a catalog row: create, install, update, and the appender's
+    /// deletions.
+    writes: Arc<Mutex<()>>,
     next_id: AtomicU64,
 }
 
@@ -380,7 +388,14 @@ impl Catalog {
             }
             streams.insert(def.name.clone(), Arc::new(Stream::new(def, counters)));
         }
-        Ok(Self { engine, account, shard_limit, streams: RwLock::new(streams), next_id: AtomicU64::new(next_id) })
+        Ok(Self {
+            engine,
+            account,
+            shard_limit,
+            streams: RwLock::new(streams),
+            writes: Arc::default(),
+            next_id: AtomicU64::new(next_id),
+        })
     }
 
     /// The account id used in messages.
@@ -395,6 +410,21 @@ impl Catalog {
 
     fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Stream>>> {
         self.streams.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The catalog write lock, shared with the appender (which holds it while deleting).
+    pub fn write_lock(&self) -> Arc<Mutex<()>> {
+        self.writes.clone()
+    }
+
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Inserts a stream whose row is durable (under the write lock, so no other insert raced).
+    fn insert(&self, stream: Arc<Stream>) {
+        let mut streams = self.streams.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        streams.insert(stream.name.clone(), stream);
     }
 
     /// The stream called `name`, in any status.
@@ -419,18 +449,22 @@ impl Catalog {
 
     /// Creates a stream in CREATING status.
     pub fn create(&self, request: NewStream, now_ms: u64) -> Result<Arc<Stream>> {
-        let mut streams = self.streams.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if streams.contains_key(&request.name) {
-            return Err(Error::StreamExists { name: request.name, account: self.account.clone() });
-        }
-        let creating = streams.values().filter(|s| s.def().status == StreamStatus::Creating).count();
+        let _writes = self.lock_writes();
+        let (creating, current) = {
+            let streams = self.read();
+            if streams.contains_key(&request.name) {
+                return Err(Error::StreamExists { name: request.name, account: self.account.clone() });
+            }
+            let creating = streams.values().filter(|s| s.def().status == StreamStatus::Creating).count();
+            let current: u64 = streams.values().map(|s| s.def().open_shards().count() as u64).sum();
+            (creating, current)
+        };
         if creating >= MAX_CREATING_STREAMS {
             return Err(Error::LimitExceeded(format!(
                 "This request would exceed the limit of {MAX_CREATING_STREAMS} streams in CREATING state for account {}.",
                 self.account
             )));
         }
-        let current: u64 = streams.values().map(|s| s.def().open_shards().count() as u64).sum();
         if current + u64::from(request.shard_count) > u64::from(self.shard_limit) {
             return Err(Error::LimitExceeded(format!(
                 "This request would exceed the shard limit for the account {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {}.",
@@ -461,15 +495,15 @@ impl Catalog {
         batch.put(Cf::Meta, keys::meta(keys::NEXT_STREAM_ID), (id + 1).to_be_bytes().to_vec());
         self.engine.write(batch, Durability::Sync)?;
         let stream = Arc::new(Stream::new(def, counters));
-        streams.insert(request.name, stream.clone());
+        self.insert(stream.clone());
         Ok(stream)
     }
 
     /// Adds a stream defined elsewhere (cluster mode: the operator's layout), giving it this
     /// server's next internal id. Persisted before it becomes visible.
     pub fn install(&self, mut def: StreamDef) -> Result<Arc<Stream>> {
-        let mut streams = self.streams.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if streams.contains_key(&def.name) {
+        let _writes = self.lock_writes();
+        if self.read().contains_key(&def.name) {
             return Err(Error::StreamExists { name: def.name, account: self.account.clone() });
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
@@ -479,16 +513,16 @@ impl Catalog {
         batch.put(Cf::Meta, keys::meta(keys::NEXT_STREAM_ID), (id + 1).to_be_bytes().to_vec());
         self.engine.write(batch, Durability::Sync)?;
         let counters = vec![0; def.shards.len()];
-        let name = def.name.clone();
         let stream = Arc::new(Stream::new(def, counters));
-        streams.insert(name, stream.clone());
+        self.insert(stream.clone());
         Ok(stream)
     }
 
     /// Changes a stream's definition and persists it before the change becomes visible.
     pub fn update(&self, stream: &Stream, change: impl FnOnce(&mut StreamDef) -> Result<()>) -> Result<()> {
-        // Serialise updates through the map lock so two changes never interleave.
-        let _guard = self.streams.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Two changes never interleave, and none rewrites the row of a stream the appender is
+        // deleting (it holds this lock while it deletes). The map stays readable throughout.
+        let _writes = self.lock_writes();
         if stream.is_deleted() {
             return Err(Error::StreamNotFound { name: stream.name.clone(), account: self.account.clone() });
         }

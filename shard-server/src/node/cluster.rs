@@ -33,6 +33,9 @@ use crate::stream::{
 pub fn next_hop(route: Route, hop: Hop) -> Result<Option<String>> {
     match (route, hop) {
         (Route::Local, _) => Ok(None),
+        (Route::Unowned, _) => {
+            Err(Error::Unavailable("The shard has no server in the stream's current layout; retry shortly.".into()))
+        }
         (Route::Remote(address), Hop::Forwarded) => {
             Err(Error::Unavailable(format!("The request was forwarded here but belongs to {address}; retry shortly.")))
         }
@@ -65,7 +68,7 @@ impl Node {
     /// Where shard `index` of `def` is served, seen from this server.
     pub(crate) fn route_in(&self, def: &StreamDef, index: u32) -> Route {
         match (self.cluster_id(), &def.placement) {
-            (Some(me), Some(placement)) => placement.route(index, me).unwrap_or(Route::Local),
+            (Some(me), Some(placement)) => placement.route(index, me).unwrap_or(Route::Unowned),
             _ => Route::Local,
         }
     }
@@ -140,6 +143,7 @@ impl Node {
         let slot = answer.clone();
         self.appender
             .barrier(move || {
+                node.check_assigned_shard_limit(&incoming)?;
                 let installed = match node.catalog.get(&incoming.name) {
                     Ok(stream) if !stream.is_deleted() => {
                         let current = Self::epoch_of(&stream.def());
@@ -170,6 +174,24 @@ impl Node {
         let layout = layout.ok_or(Error::WritePathClosed("the assignment produced no layout"))?;
         tracing::info!(stream = %layout.stream_name, epoch = layout.epoch, "layout assigned");
         Ok(layout)
+    }
+
+    /// Refuses a layout that would take this server's open shards (of every stream) past
+    /// `--shard-limit`, as CreateStream and resharding are refused.
+    fn check_assigned_shard_limit(&self, incoming: &StreamDef) -> Result<()> {
+        let before = self.catalog.get(&incoming.name).map_or(0, |s| s.def().open_shards().count() as u64);
+        let current = self.catalog.open_shard_count();
+        let after = current - before.min(current) + incoming.open_shards().count() as u64;
+        if after > u64::from(self.config.shard_limit) && after > current {
+            return Err(Error::LimitExceeded(format!(
+                "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {}.",
+                self.config.account_id,
+                self.config.region,
+                self.config.shard_limit,
+                after - current
+            )));
+        }
+        Ok(())
     }
 
     /// The layout of stream `name` on this server and the progress of the shards it owns.
@@ -281,8 +303,7 @@ impl Node {
     pub async fn release(&self, name: &str) -> Result<bool> {
         self.cluster_me()?;
         let Ok(stream) = self.catalog.get(name) else { return Ok(false) };
-        self.appender.delete_stream(stream.clone()).await?;
-        self.catalog.forget(&stream);
+        self.erase(&stream).await?;
         tracing::info!(stream = %name, "stream released");
         Ok(true)
     }

@@ -205,14 +205,8 @@ impl Node {
         }
         let stream = self.readable_stream(&view.stream_name)?;
         let (index, position) = self.resolve_start(&stream, shard, start)?;
-        if let crate::placement::Route::Remote(owner) = self.route_in(&stream.def(), index) {
-            // Requests are relayed to a shard's owner; one that arrives here was misrouted.
-            return Err(Error::Unavailable(format!(
-                "{} of stream {} is served by {owner}; retry shortly.",
-                crate::stream::shard_id(index),
-                view.stream_name
-            )));
-        }
+        // Requests are relayed to a shard's owner: served here only if this is it.
+        super::next_hop(self.route_in(&stream.def(), index), super::Hop::Forwarded)?;
         let slot = self.subscriptions.take(&view.arn, index).ok_or_else(|| {
             Error::ResourceInUse(format!(
                 "Another active subscription exists for consumer {} and shard {}.",

@@ -153,9 +153,16 @@ impl Node {
         let secret = load_or_create_secret(engine.as_ref())?;
         let iterators = IteratorCodec::new(secret, u64::try_from(config.iterator_ttl.as_millis()).unwrap_or(u64::MAX));
         let metrics = Arc::new(Metrics::new());
-        let appender = Appender::start(engine.clone(), clock.clone(), config.account_id.clone(), metrics.clone())
-            .map_err(OpenError::Thread)?;
+        let appender = Appender::start(
+            engine.clone(),
+            clock.clone(),
+            config.account_id.clone(),
+            metrics.clone(),
+            catalog.write_lock(),
+        )
+        .map_err(OpenError::Thread)?;
         let leases = LeaseTable::new(engine.clone());
+        let peers = Peers::new(config.peer_timeout);
         let node = Arc::new(Self {
             config,
             engine,
@@ -166,7 +173,7 @@ impl Node {
             subscriptions: Arc::default(),
             leases,
             metrics,
-            peers: Peers::default(),
+            peers,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -183,6 +190,11 @@ impl Node {
     /// The stream catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The codec sealing this server's opaque tokens (shard iterators, NextTokens).
+    pub fn iterators(&self) -> &IteratorCodec {
+        &self.iterators
     }
 
     /// The appender (for its statistics).
@@ -318,6 +330,9 @@ impl Node {
     pub async fn reshard(self: &Arc<Self>, name: &str, change: Change) -> Result<()> {
         self.standalone_only(name, "change its shards (spec.shards)")?;
         let stream = self.active_stream(name)?;
+        // Counted before the definition is read: the catalog's map is never taken while a
+        // definition guard is held (see `Catalog`'s lock order).
+        let current = self.catalog.open_shard_count();
         {
             let def = stream.def();
             if matches!(change, Change::Scale { .. }) && def.mode == stream::StreamMode::OnDemand {
@@ -328,7 +343,6 @@ impl Node {
             }
             reshard::validate(&def, change, &self.config.account_id, self.now_ms())?;
             let delta = change.open_shard_delta(&def);
-            let current = self.catalog.open_shard_count();
             if delta > 0 && current.saturating_add(delta.unsigned_abs()) > u64::from(self.config.shard_limit) {
                 return Err(Error::LimitExceeded(format!(
                     "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {delta}.",
@@ -431,11 +445,33 @@ impl Node {
         });
     }
 
+    /// Deletes a stream's records, counters, catalog row and every application's leases on
+    /// it in one batch, then forgets it.
+    async fn erase(&self, stream: &Arc<Stream>) -> Result<()> {
+        let leases = self.leases.stream_deletion(&stream.name)?;
+        self.appender.delete_stream(stream.clone(), leases).await?;
+        self.forget(stream);
+        Ok(())
+    }
+
+    /// Forgets a stream whose data the appender has deleted: from the catalog's map and from
+    /// the metrics.
+    fn forget(&self, stream: &Stream) {
+        self.catalog.forget(stream);
+        let shards: Vec<String> = stream.def().shards.iter().map(|s| stream::shard_id(s.index)).collect();
+        self.metrics.forget_stream(&stream.name, shards);
+    }
+
+    /// Whether a stream of this name exists here: only existing streams get metric series
+    /// (a name anyone can send must not create them).
+    pub fn has_stream(&self, name: &str) -> bool {
+        self.catalog.get(name).is_ok()
+    }
+
     fn schedule_deletion(self: &Arc<Self>, stream: Arc<Stream>) {
         self.after_transition(move |node| async move {
-            match node.appender.delete_stream(stream.clone()).await {
+            match node.erase(&stream).await {
                 Ok(()) => {
-                    node.catalog.forget(&stream);
                     tracing::info!(stream = %stream.name, "stream deleted");
                 }
                 Err(err) => {

@@ -143,6 +143,21 @@ pub fn application_range(application: &str) -> (Vec<u8>, Vec<u8>) {
     (start, end)
 }
 
+/// The half-open range of every lease.
+pub fn all_leases_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![LEASE_PREFIX], vec![LEASE_PREFIX + 1])
+}
+
+/// The application and stream names of a lease key.
+pub fn lease_names(key: &[u8]) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(&[LEASE_PREFIX])?;
+    let mut parts = rest.splitn(3, |b| *b == 0);
+    let application = std::str::from_utf8(parts.next()?).ok()?;
+    let stream = std::str::from_utf8(parts.next()?).ok()?;
+    parts.next()?;
+    Some((application, stream))
+}
+
 /// Key of named server metadata.
 pub fn meta(name: &str) -> Vec<u8> {
     let mut key = vec![META_PREFIX];

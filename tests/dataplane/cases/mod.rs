@@ -5,6 +5,7 @@ mod consumer;
 mod crash;
 mod fan_out;
 mod grpc;
+mod hardening;
 mod iterators;
 mod metrics;
 mod producer;

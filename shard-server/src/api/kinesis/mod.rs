@@ -229,7 +229,9 @@ async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
             )
         })?;
         if let Some(address) = relay::destination(&node, op, wire, &parts.headers, &body)? {
-            let relayed = node.peers().forward_http(&address, &parts.headers, body).await.map_err(ApiError::from)?;
+            let streaming = op == Operation::SubscribeToShard;
+            let relayed =
+                node.peers().forward_http(&address, &parts.headers, body, streaming).await.map_err(ApiError::from)?;
             return Ok(Answer::Relayed(relayed));
         }
         dispatch(op, wire, &body, &node).await

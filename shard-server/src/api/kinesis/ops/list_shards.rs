@@ -132,7 +132,7 @@ impl Request {
                         "NextToken cannot be provided together with ExclusiveStartShardId or ShardFilter.",
                     ));
                 }
-                let position: Position = page_token::redeem(&token, now)?;
+                let position: Position = page_token::redeem(node.iterators(), &token, now)?;
                 let filter = position.filter.map(|(kind, shard, at)| Filter::parse(&kind, shard, at)).transpose()?;
                 (position.stream, Some(position.after), filter)
             }
@@ -174,6 +174,7 @@ impl Request {
         let page = &matching[..matching.len().min(limit)];
         let next_token = match (matching.len() > page.len(), page.last()) {
             (true, Some(last)) => Some(page_token::issue(
+                node.iterators(),
                 &Position {
                     stream: def.name.clone(),
                     after: last.index,

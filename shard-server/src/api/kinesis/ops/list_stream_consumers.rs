@@ -53,7 +53,7 @@ impl Request {
         let name = stream_ref::resolve(node, None, self.stream_arn)?;
         let skip = match self.next_token {
             Some(token) => {
-                let position: Position = page_token::redeem(&token, node.now_ms())?;
+                let position: Position = page_token::redeem(node.iterators(), &token, node.now_ms())?;
                 if position.stream != name {
                     return Err(ApiError::invalid_argument("NextToken does not belong to this stream."));
                 }
@@ -66,7 +66,7 @@ impl Request {
         let page: Vec<Consumer> = all.iter().skip(skip).take(max).map(|c| Consumer::from_view(c, false)).collect();
         let next = skip + page.len();
         let next_token = (next < all.len())
-            .then(|| page_token::issue(&Position { stream: name, skip: next }, node.now_ms()))
+            .then(|| page_token::issue(node.iterators(), &Position { stream: name, skip: next }, node.now_ms()))
             .transpose()?;
         Ok(Response { consumers: page, next_token })
     }

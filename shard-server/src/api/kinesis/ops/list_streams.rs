@@ -57,7 +57,7 @@ impl Request {
                     "NextToken and ExclusiveStartStreamName cannot be provided together.",
                 ))
             }
-            (Some(token), None) => Some(page_token::redeem::<String>(&token, node.now_ms())?),
+            (Some(token), None) => Some(page_token::redeem::<String>(node.iterators(), &token, node.now_ms())?),
             (None, after) => after,
         };
         let limit = usize::try_from(self.limit.unwrap_or(DEFAULT_LIMIT)).unwrap_or(usize::MAX);
@@ -67,7 +67,7 @@ impl Request {
         let page = &remaining[..remaining.len().min(limit)];
         let has_more_streams = remaining.len() > page.len();
         let next_token = match (has_more_streams, page.last()) {
-            (true, Some(last)) => Some(page_token::issue(&last.name, node.now_ms())?),
+            (true, Some(last)) => Some(page_token::issue(node.iterators(), &last.name, node.now_ms())?),
             _ => None,
         };
         let stream_summaries = page

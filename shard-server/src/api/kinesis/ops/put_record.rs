@@ -77,7 +77,9 @@ impl Request {
             Err(_) => (0, 0),
         };
         let ok = outcome.is_ok() && stored == 1;
-        node.metrics().put(PutOp::PutRecord, &name, 1, stored, throttled, bytes * stored, started.elapsed(), ok);
+        if node.has_stream(&name) {
+            node.metrics().put(PutOp::PutRecord, &name, 1, stored, throttled, bytes * stored, started.elapsed(), ok);
+        }
         let result = outcome?.pop().ok_or_else(ApiError::internal)??;
         Ok(Response {
             shard_id: result.shard_id,

@@ -115,16 +115,18 @@ impl Request {
             Err(_) => (0, 0),
         };
         let throttled = if outcome.is_ok() { offered - stored } else { 0 };
-        node.metrics().put(
-            PutOp::PutRecords,
-            &name,
-            offered,
-            stored,
-            throttled,
-            bytes,
-            started.elapsed(),
-            outcome.is_ok(),
-        );
+        if node.has_stream(&name) {
+            node.metrics().put(
+                PutOp::PutRecords,
+                &name,
+                offered,
+                stored,
+                throttled,
+                bytes,
+                started.elapsed(),
+                outcome.is_ok(),
+            );
+        }
         let results = outcome?;
         let mut failed_record_count = 0;
         let records = results
