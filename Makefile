@@ -8,7 +8,7 @@ DATA_DIR ?= ./shardline-data
 LISTEN ?= 127.0.0.1:4567
 ENDPOINT ?= http://127.0.0.1:4567
 
-.PHONY: deps release standalone test lint bench kinesalite crds images kind helm-tools
+.PHONY: deps release standalone test lint bench kinesalite crds images kind helm-tools nodes
 
 ## deps: system packages the build needs (libclang for RocksDB's bindings)
 deps:
@@ -58,6 +58,10 @@ kinesalite:
 ## images: shard-server and operator container images (where docker runs; TAG=dev)
 images:
 	bash scripts/images.sh $(or $(TAG),dev)
+
+## nodes: the kube tests' real 3-zone Kubernetes on this machine, kept up until Ctrl-C (root)
+nodes: release
+	SHARDLINE_SERVER_BIN=$(CARGO_TARGET_DIR)/release/shard-server $(CARGO_TARGET_DIR)/release/shardline-nodes
 
 ## kind: end-to-end on a 3-zone kind cluster (skips where docker or kind is missing)
 kind:

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::shard;
 use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
-use crate::stream::{Catalog, ShardLog, Stream};
+use crate::stream::{Catalog, ShardLog, ShardProgress, Stream};
 
 /// Requests waiting for the writer before callers feel backpressure.
 const QUEUE_DEPTH: usize = 4096;
@@ -258,7 +258,11 @@ impl Writer {
         }
         touched.retain(|(stream_id, _), _| !deleted.contains(stream_id));
         for ((stream_id, shard), touch) in &touched {
-            batch.put(Cf::Meta, keys::counter(*stream_id, *shard), touch.last_counter.to_be_bytes().to_vec());
+            batch.put(
+                Cf::Meta,
+                keys::counter(*stream_id, *shard),
+                ShardProgress::encode(touch.last_counter, touch.arrival_ms),
+            );
             batch.put(
                 Cf::Records,
                 keys::time_index(*stream_id, *shard, touch.arrival_ms, touch.first_counter),

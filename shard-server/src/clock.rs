@@ -39,6 +39,11 @@ impl ManualClock {
     pub fn advance_ms(&self, ms: u64) {
         self.now.fetch_add(ms, Ordering::SeqCst);
     }
+
+    /// Sets the clock, backwards too (a clock step).
+    pub fn set_ms(&self, now_ms: u64) {
+        self.now.store(now_ms, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

@@ -271,10 +271,17 @@ pub struct Stream {
 }
 
 impl Stream {
-    fn new(def: StreamDef, counters: Vec<u64>) -> Self {
-        let logs = counters
+    /// A stream with each shard's `(last counter, last arrival ms)`.
+    fn new(def: StreamDef, progress: Vec<(u64, u64)>) -> Self {
+        let logs = progress
             .into_iter()
-            .map(|counter| Arc::new(ShardLog { last_counter: AtomicU64::new(counter), ..ShardLog::default() }))
+            .map(|(counter, arrival)| {
+                Arc::new(ShardLog {
+                    last_counter: AtomicU64::new(counter),
+                    last_arrival_ms: AtomicU64::new(arrival),
+                    ..ShardLog::default()
+                })
+            })
             .collect();
         Self {
             id: def.id,
@@ -380,11 +387,16 @@ impl Catalog {
         for def in defs {
             let mut counters = Vec::with_capacity(def.shards.len());
             for shard in &def.shards {
-                let counter = match engine.get(Cf::Meta, &keys::counter(def.id, shard.index))? {
-                    Some(raw) => decode_u64(&raw, "sequence counter")?,
-                    None => 0,
+                let progress = match engine.get(Cf::Meta, &keys::counter(def.id, shard.index))? {
+                    Some(raw) => match ShardProgress::decode(&raw)? {
+                        // Written before arrival times were kept with the counter: the shard's
+                        // latest time-index entry holds its newest arrival.
+                        (counter, None) => (counter, latest_arrival(engine.as_ref(), def.id, shard.index)?),
+                        (counter, Some(arrival)) => (counter, arrival),
+                    },
+                    None => (0, 0),
                 };
-                counters.push(counter);
+                counters.push(progress);
             }
             streams.insert(def.name.clone(), Arc::new(Stream::new(def, counters)));
         }
@@ -473,7 +485,7 @@ impl Catalog {
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let shards = ShardDef::roots(request.shard_count, now_ms);
-        let counters = vec![0; shards.len()];
+        let counters = vec![(0, 0); shards.len()];
         let def = StreamDef {
             id,
             name: request.name.clone(),
@@ -512,7 +524,7 @@ impl Catalog {
         batch.put(Cf::Catalog, keys::stream(&def.name), encode_def(&def)?);
         batch.put(Cf::Meta, keys::meta(keys::NEXT_STREAM_ID), (id + 1).to_be_bytes().to_vec());
         self.engine.write(batch, Durability::Sync)?;
-        let counters = vec![0; def.shards.len()];
+        let counters = vec![(0, 0); def.shards.len()];
         let stream = Arc::new(Stream::new(def, counters));
         self.insert(stream.clone());
         Ok(stream)
@@ -563,6 +575,46 @@ fn encode_def(def: &StreamDef) -> Result<Vec<u8>> {
     serde_json::to_vec(def).map_err(|err| {
         crate::store::Error::Corrupt { key: hex(&keys::stream(&def.name)), reason: err.to_string() }.into()
     })
+}
+
+/// What the meta family keeps per shard: the last record's counter and arrival time, so that
+/// arrival times stay monotonic per shard across restarts even when the clock steps back
+/// (retention relies on time-index order matching counter order).
+pub struct ShardProgress;
+
+impl ShardProgress {
+    /// The stored value for `counter` and `arrival_ms`.
+    pub fn encode(counter: u64, arrival_ms: u64) -> Vec<u8> {
+        let mut value = counter.to_be_bytes().to_vec();
+        value.extend_from_slice(&arrival_ms.to_be_bytes());
+        value
+    }
+
+    /// `(counter, arrival)`; an 8-byte value (older data directories) has no arrival.
+    fn decode(raw: &[u8]) -> Result<(u64, Option<u64>)> {
+        match raw.len() {
+            8 => Ok((decode_u64(raw, "sequence counter")?, None)),
+            16 => Ok((decode_u64(&raw[..8], "sequence counter")?, Some(decode_u64(&raw[8..], "arrival time")?))),
+            n => Err(crate::store::Error::Corrupt {
+                key: "shard progress".into(),
+                reason: format!("{n} bytes, expected 8 or 16"),
+            }
+            .into()),
+        }
+    }
+}
+
+/// The newest arrival time in a shard's time index (0 when it has none).
+fn latest_arrival(engine: &dyn KvEngine, stream_id: u64, shard: u32) -> Result<u64> {
+    let (start, end) = keys::shard_range(keys::TIME_INDEX_PREFIX, stream_id, shard);
+    let mut latest = 0;
+    engine.scan(Cf::Records, &start, &end, &mut |key, _| {
+        if let Some((time, _)) = keys::time_index_entry(key) {
+            latest = latest.max(time);
+        }
+        true
+    })?;
+    Ok(latest)
 }
 
 fn decode_u64(raw: &[u8], what: &str) -> Result<u64> {

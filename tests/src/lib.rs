@@ -87,6 +87,18 @@ impl Server {
         Self::start_at(data_dir, &args, listen)
     }
 
+    /// The server process's peak resident memory (`VmHWM`) in bytes.
+    pub fn peak_memory_bytes(&self) -> anyhow::Result<u64> {
+        let pid = self.child.as_ref().map(Child::id).context("the server is not running")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .context("no VmHWM")?;
+        Ok(kib * 1024)
+    }
+
     /// `host:port` of the endpoint.
     pub fn address(&self) -> &str {
         self.endpoint.trim_start_matches("http://")

@@ -369,3 +369,86 @@ async fn a_peer_that_never_answers_costs_a_deadline_not_a_hang() -> anyhow::Resu
     sink.abort();
     Ok(())
 }
+
+/// A 16 MiB PutRecords body of empty entries, in JSON and in CBOR, is refused with the
+/// 500-record ValidationException without the server holding more than a small multiple of
+/// the body (decoding every entry first once took 437 MB for JSON and 1.25 GB for CBOR).
+#[tokio::test]
+async fn oversized_record_lists_are_refused_without_the_memory_blowing_up() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &["--stream-transition-ms", "0"])?;
+    create_active_stream(&kinesis_client_without_retries(&server.endpoint), "flood", 1).await?;
+    let baseline = server.peak_memory_bytes()?;
+    let entries = 5_000_000;
+    let mut json = String::with_capacity(16 << 20);
+    json.push_str(r#"{"StreamName":"flood","Records":["#);
+    for i in 0..entries {
+        json.push_str(if i == 0 { "{}" } else { ",{}" });
+    }
+    json.push_str("]}");
+    let (status, body) = shardline_tests::raw_call(&server.endpoint, "PutRecords", json).await?;
+    assert_eq!((status, shardline_tests::error_type(&body)), (400, "ValidationException"), "{body}");
+    let message = body.get("message").or(body.get("Message")).and_then(|m| m.as_str()).unwrap_or_default();
+    assert!(message.contains("less than or equal to 500"), "{message}");
+
+    // CBOR: a map {"StreamName": "flood", "Records": [ {} × 16M ]}.
+    let mut cbor = vec![0xa2];
+    ciborium::into_writer(&"StreamName", &mut cbor)?;
+    ciborium::into_writer(&"flood", &mut cbor)?;
+    ciborium::into_writer(&"Records", &mut cbor)?;
+    let count: u32 = 16_000_000;
+    cbor.push(0x9a);
+    cbor.extend_from_slice(&count.to_be_bytes());
+    cbor.resize(cbor.len() + count as usize, 0xa0);
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(&server.endpoint)
+        .header("X-Amz-Target", "Kinesis_20131202.PutRecords")
+        .header("Content-Type", "application/x-amz-cbor-1.1")
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=00")
+        .body(cbor)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 400);
+    let kind = response.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(kind.as_deref(), Some("ValidationException"));
+    assert!(started.elapsed() < Duration::from_secs(5), "CBOR took {:?}", started.elapsed());
+    let peak = server.peak_memory_bytes()?;
+    assert!(peak < baseline + (200 << 20), "peak memory grew from {} MB to {} MB", baseline >> 20, peak >> 20);
+    Ok(())
+}
+
+/// Operations the current SDKs know but Shardline does not serve answer why, in the AWS error
+/// shape, instead of "not a Kinesis operation".
+#[tokio::test]
+async fn newer_sdk_operations_answer_that_they_are_not_served() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &[])?;
+    let client = kinesis_client_without_retries(&server.endpoint);
+    let listed = client.list_channels().send().await.expect_err("not served");
+    let described = client
+        .describe_channel()
+        .channel_arn("arn:aws:kinesis:us-east-1:123456789012:channel/c")
+        .send()
+        .await
+        .expect_err("not served");
+    let strategy = client
+        .update_stream_record_distribution_strategy()
+        .stream_arn("arn:aws:kinesis:us-east-1:123456789012:stream/s")
+        .send()
+        .await
+        .expect_err("not served");
+    for (op, code, message) in [
+        ("ListChannels", shardline_tests::code(&listed), shardline_tests::message(&listed)),
+        ("DescribeChannel", shardline_tests::code(&described), shardline_tests::message(&described)),
+        (
+            "UpdateStreamRecordDistributionStrategy",
+            shardline_tests::code(&strategy),
+            shardline_tests::message(&strategy),
+        ),
+    ] {
+        assert_eq!(code, "UnknownOperationException", "{op}");
+        assert!(message.contains(&format!("Shardline does not serve {op}")), "{op}: {message}");
+    }
+    Ok(())
+}

@@ -262,6 +262,11 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The admin kubeconfig (what `kubectl` and `helm` use from the host).
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.root.join("admin.kubeconfig")
+    }
+
     /// `localhost/shardline/shard-server:dev`.
     pub fn shard_server_image() -> String {
         format!("{SHARD_SERVER_IMAGE}:{IMAGE_TAG}")

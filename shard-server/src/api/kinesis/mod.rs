@@ -90,8 +90,9 @@ operations!(
     UpdateStreamMode,
 );
 
-/// Kinesis operations that exist in the AWS API but are not served, with the reason.
-const NOT_SERVED: [(&str, &str); 8] = [
+/// Kinesis operations that exist in the AWS API (the aws-sdk-kinesis 1.130 / botocore service
+/// model) but are not served, with the reason.
+pub const NOT_SERVED: [(&str, &str); 14] = [
     ("StartStreamEncryption", "Shardline has no encryption at rest yet; use encrypted volumes"),
     ("StopStreamEncryption", "Shardline has no encryption at rest yet; use encrypted volumes"),
     ("PutResourcePolicy", "Shardline has no IAM; resource policies would not be enforced"),
@@ -100,6 +101,15 @@ const NOT_SERVED: [(&str, &str); 8] = [
     ("DescribeAccountSettings", "account settings (billing commitments) do not apply to Shardline"),
     ("UpdateAccountSettings", "account settings (billing commitments) do not apply to Shardline"),
     ("UpdateStreamWarmThroughput", "warm throughput does not apply to Shardline"),
+    ("CreateChannel", "channels deliver a stream to Amazon S3, which Shardline does not reach"),
+    ("DeleteChannel", "channels deliver a stream to Amazon S3, which Shardline does not reach"),
+    ("DescribeChannel", "channels deliver a stream to Amazon S3, which Shardline does not reach"),
+    ("ListChannels", "channels deliver a stream to Amazon S3, which Shardline does not reach"),
+    ("UpdateChannel", "channels deliver a stream to Amazon S3, which Shardline does not reach"),
+    (
+        "UpdateStreamRecordDistributionStrategy",
+        "Shardline places every record by the MD5 of its partition key (or its explicit hash key)",
+    ),
 ];
 
 impl Operation {

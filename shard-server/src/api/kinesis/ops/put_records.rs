@@ -2,7 +2,8 @@
 //! records are appended in one durable batch; with throughput limits on, records over their
 //! shard's limit fail one by one (ErrorCode, ErrorMessage, FailedRecordCount) as in Kinesis.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::kinesis::codec::Blob;
 use crate::api::kinesis::error::ApiError;
@@ -24,8 +25,45 @@ pub struct Request {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
-    records: Option<Vec<RequestEntry>>,
+    records: Option<Records>,
     dry_run: Option<bool>,
+}
+
+/// The `Records` list as decoded: the first [`MAX_RECORDS`] entries, and how many there were.
+/// Entries past the limit are skipped as they are read, never kept, so a huge list costs
+/// decode time proportional to the body and no memory beyond it (the call is refused anyway).
+#[derive(Debug, Default)]
+struct Records {
+    kept: Vec<RequestEntry>,
+    len: usize,
+}
+
+impl<'de> Deserialize<'de> for Records {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Bounded;
+        impl<'de> Visitor<'de> for Bounded {
+            type Value = Records;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of records")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Records, A::Error> {
+                let mut records =
+                    Records { kept: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_RECORDS)), len: 0 };
+                loop {
+                    let more = if records.len < MAX_RECORDS {
+                        seq.next_element::<RequestEntry>()?.map(|entry| records.kept.push(entry)).is_some()
+                    } else {
+                        seq.next_element::<IgnoredAny>()?.is_some()
+                    };
+                    if !more {
+                        return Ok(records);
+                    }
+                    records.len += 1;
+                }
+            }
+        }
+        deserializer.deserialize_seq(Bounded)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,18 +100,18 @@ impl Request {
         stream_ref::validate(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.required("records", self.records.as_ref());
         if let Some(records) = &self.records {
-            let shown = || format!("[{} records]", records.len());
-            if records.is_empty() {
+            let shown = || format!("[{} records]", records.len);
+            if records.len == 0 {
                 v.violation(Some(&shown()), "records", "Member must have length greater than or equal to 1");
             }
-            if records.len() > MAX_RECORDS {
+            if records.len > MAX_RECORDS {
                 v.violation(
                     Some(&shown()),
                     "records",
                     &format!("Member must have length less than or equal to {MAX_RECORDS}"),
                 );
             }
-            for (i, record) in records.iter().enumerate() {
+            for (i, record) in records.kept.iter().enumerate() {
                 let fields = EntryFields {
                     partition_key: record.partition_key.as_deref(),
                     explicit_hash_key: record.explicit_hash_key.as_deref(),
@@ -84,7 +122,7 @@ impl Request {
         }
         v.finish()?;
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
-        let records = self.records.unwrap_or_default();
+        let records = self.records.unwrap_or_default().kept;
         let total: usize = records
             .iter()
             .map(|r| r.partition_key.as_ref().map_or(0, String::len) + r.data.as_ref().map_or(0, |d| d.0.len()))
