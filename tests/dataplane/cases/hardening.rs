@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 
 use shardline_tests::{create_active_stream, kinesis_client_without_retries, Server};
 
+/// A standalone server whose streams change state at once, and a client that never retries.
+fn instant_server() -> anyhow::Result<(tempfile::TempDir, Server, aws_sdk_kinesis::Client)> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &["--stream-transition-ms", "0"])?;
+    let client = kinesis_client_without_retries(&server.endpoint);
+    Ok((dir, server, client))
+}
+
 /// A SplitShard/MergeShards loop and two AddTagsToStream loops on one stream, for 30 s with
 /// instant transitions: the server keeps answering everything, `/health` within 1 s, and the
 /// loops make progress (a lock-order inversion between definition updates and the catalog
@@ -107,9 +115,7 @@ async fn concurrent_reshards_and_tag_updates_never_stall_the_server() -> anyhow:
 /// series go with it (random names once grew `/metrics` without bound).
 #[tokio::test]
 async fn metric_series_exist_only_for_existing_streams() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(&dir, &["--stream-transition-ms", "0"])?;
-    let client = kinesis_client_without_retries(&server.endpoint);
+    let (_dir, server, client) = instant_server()?;
     for n in 0..300 {
         let put = client
             .put_record()
@@ -153,9 +159,7 @@ async fn metric_series_exist_only_for_existing_streams() -> anyhow::Result<()> {
 async fn a_deleted_streams_leases_go_with_it() -> anyhow::Result<()> {
     use shardline_proto::v1 as pb;
     use shardline_proto::v1::leases_client::LeasesClient;
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(&dir, &["--stream-transition-ms", "0"])?;
-    let client = kinesis_client_without_retries(&server.endpoint);
+    let (_dir, server, client) = instant_server()?;
     let mut leases = LeasesClient::connect(server.endpoint.clone()).await?;
     let list = || pb::ListLeasesRequest {
         application: "billing".into(),
@@ -291,9 +295,7 @@ async fn unowned_shards_are_unavailable_and_layouts_respect_the_shard_limit() ->
 #[tokio::test]
 async fn forged_page_tokens_are_refused() -> anyhow::Result<()> {
     use base64::Engine as _;
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(&dir, &["--stream-transition-ms", "0"])?;
-    let client = kinesis_client_without_retries(&server.endpoint);
+    let (_dir, server, client) = instant_server()?;
     create_active_stream(&client, "paged", 3).await?;
     let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(format!(r#"{{"issued_ms":{},"at":{{"stream":"paged","after":0,"filter":null}}}}"#, 1u64 << 63));
