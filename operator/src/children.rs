@@ -10,12 +10,13 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort,
-    ServiceSpec, VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret, SecretVolumeSource, SecurityContext,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::ByteString;
 use kube::Resource;
 
 use crate::crd::stream::Stream;
@@ -24,6 +25,12 @@ use crate::crd::stream::Stream;
 pub const KINESIS_PORT: i32 = 4567;
 /// The metrics port of a shard-server.
 pub const METRICS_PORT: i32 = 9464;
+/// The internal port of a shard-server: `Cluster` and `Admin`, for the operator only.
+pub const INTERNAL_PORT: i32 = 4569;
+/// The key of the internal token in its Secret.
+pub const TOKEN_KEY: &str = "token";
+/// Where shard-server pods mount the internal token's Secret.
+const TOKEN_DIR: &str = "/etc/shardline/internal";
 /// The environment variable `shard-server` reads its `--server-id` from.
 pub const SERVER_ID_ENV: &str = "SHARDLINE_SERVER_ID";
 /// The default zone label.
@@ -93,6 +100,10 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                     format!("0.0.0.0:{KINESIS_PORT}"),
                     "--metrics-listen".into(),
                     format!("0.0.0.0:{METRICS_PORT}"),
+                    "--internal-listen".into(),
+                    format!("0.0.0.0:{INTERNAL_PORT}"),
+                    "--internal-token-file".into(),
+                    format!("{TOKEN_DIR}/{TOKEN_KEY}"),
                 ]),
                 // `--cluster` needs the server's id: its pod name, from the downward API (a
                 // StatefulSet pod keeps its name, and so its shards, across restarts).
@@ -118,6 +129,11 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                         container_port: METRICS_PORT,
                         ..ContainerPort::default()
                     },
+                    ContainerPort {
+                        name: Some("internal".into()),
+                        container_port: INTERNAL_PORT,
+                        ..ContainerPort::default()
+                    },
                 ]),
                 resources: stream.spec.resources.clone(),
                 security_context: Some(SecurityContext {
@@ -135,11 +151,15 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                     period_seconds: Some(5),
                     ..Probe::default()
                 }),
-                volume_mounts: Some(vec![VolumeMount {
-                    name: "data".into(),
-                    mount_path: "/data".into(),
-                    ..VolumeMount::default()
-                }]),
+                volume_mounts: Some(vec![
+                    VolumeMount { name: "data".into(), mount_path: "/data".into(), ..VolumeMount::default() },
+                    VolumeMount {
+                        name: "internal-token".into(),
+                        mount_path: TOKEN_DIR.into(),
+                        read_only: Some(true),
+                        ..VolumeMount::default()
+                    },
+                ]),
                 ..Container::default()
             };
             let claim = PersistentVolumeClaim {
@@ -174,6 +194,16 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
                         // Shard-servers never call the Kubernetes API: no token in their pods.
                         spec: Some(PodSpec {
                             containers: vec![container],
+                            // Readable by the pod's group (fsGroup) only.
+                            volumes: Some(vec![Volume {
+                                name: "internal-token".into(),
+                                secret: Some(SecretVolumeSource {
+                                    secret_name: Some(token_secret_name(stream)),
+                                    default_mode: Some(0o440),
+                                    ..SecretVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            }]),
                             affinity,
                             automount_service_account_token: Some(false),
                             // Pod Security Standard "restricted"; the volume is group-writable.
@@ -199,6 +229,22 @@ pub fn stateful_sets(stream: &Stream, image: &str) -> Vec<StatefulSet> {
             }
         })
         .collect()
+}
+
+/// The name of the Secret holding a stream's internal token.
+pub fn token_secret_name(stream: &Stream) -> String {
+    format!("{}-internal-token", stream.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// The Secret holding `token`, the credential of the stream's shard-servers' internal port
+/// (mounted into their pods; the operator reads it to call them). Owned by the stream.
+pub fn token_secret(stream: &Stream, token: &str) -> Secret {
+    Secret {
+        metadata: meta(stream, token_secret_name(stream)),
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(TOKEN_KEY.to_owned(), ByteString(token.as_bytes().to_vec()))])),
+        ..Secret::default()
+    }
 }
 
 /// The headless Service giving each server a stable DNS name, and the client Service that is
@@ -304,6 +350,18 @@ mod tests {
         let id = container.env.as_ref().and_then(|e| e.iter().find(|v| v.name == SERVER_ID_ENV)).expect("server id");
         let field = id.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.as_str());
         assert_eq!(field, Some("metadata.name"), "the server id is the pod's name");
+        let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+        assert_eq!(flag("--internal-listen").as_deref(), Some("0.0.0.0:4569"));
+        let token_file = flag("--internal-token-file").expect("token file");
+        let pod = spec.template.spec.as_ref().expect("pod");
+        let volume = pod.volumes.iter().flatten().find(|v| v.name == "internal-token").expect("token volume");
+        let secret = volume.secret.as_ref().expect("from a secret");
+        assert_eq!(secret.secret_name.as_deref(), Some("orders-internal-token"));
+        let mount = container.volume_mounts.iter().flatten().find(|m| m.name == "internal-token").expect("mounted");
+        assert_eq!(format!("{}/{}", mount.mount_path, TOKEN_KEY), token_file, "the flag names the mounted key");
+        let token = token_secret(&stream(&[]), "t");
+        assert_eq!(token.metadata.name.as_deref(), Some("orders-internal-token"));
+        assert!(token.metadata.owner_references.is_some(), "deleted with its stream");
         let claim = &spec.volume_claim_templates.as_ref().expect("claims")[0];
         assert_eq!(claim.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()), Some("fast"));
         let owner = &sets[0].metadata.owner_references.as_ref().expect("owner")[0];

@@ -4,10 +4,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use shardline_proto::auth::BearerToken;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::cluster_client::ClusterClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::children::INTERNAL_PORT;
 use crate::decide::Member;
 
 /// How long one call to a server may take.
@@ -47,16 +50,23 @@ pub enum FleetError {
     },
 }
 
-/// The Ready servers of one stream.
+/// A server's internal address: its advertised (Kinesis) address's host, on the internal port.
+pub fn internal_address(address: &str) -> String {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    format!("{host}:{INTERNAL_PORT}")
+}
+
+/// The Ready servers of one stream, called on their internal port with the stream's token.
 #[derive(Debug, Clone)]
 pub struct Fleet {
     members: Vec<Member>,
+    token: BearerToken,
 }
 
 impl Fleet {
-    /// The fleet of `members`.
-    pub fn new(members: Vec<Member>) -> Self {
-        Self { members }
+    /// The fleet of `members`, called with `token`.
+    pub fn new(members: Vec<Member>, token: BearerToken) -> Self {
+        Self { members, token }
     }
 
     /// The members.
@@ -64,17 +74,20 @@ impl Fleet {
         &self.members
     }
 
-    async fn client(member: &Member) -> Result<ClusterClient<Channel>, FleetError> {
-        let connect =
-            |source| FleetError::Connect { server: member.id.clone(), address: member.address.clone(), source };
-        let channel = Endpoint::from_shared(format!("http://{}", member.address))
+    async fn client(
+        &self,
+        member: &Member,
+    ) -> Result<ClusterClient<InterceptedService<Channel, BearerToken>>, FleetError> {
+        let address = internal_address(&member.address);
+        let connect = |source| FleetError::Connect { server: member.id.clone(), address: address.clone(), source };
+        let channel = Endpoint::from_shared(format!("http://{address}"))
             .map_err(connect)?
             .connect_timeout(Duration::from_secs(3))
             .timeout(CALL_TIMEOUT)
             .connect()
             .await
             .map_err(connect)?;
-        Ok(ClusterClient::new(channel))
+        Ok(ClusterClient::with_interceptor(channel, self.token.clone()))
     }
 
     fn member(&self, id: &str) -> Option<&Member> {
@@ -89,7 +102,7 @@ impl Fleet {
     pub async fn states(&self, stream: &str) -> Result<Vec<pb::ClusterStateResponse>, FleetError> {
         let calls = self.members.iter().map(|member| async move {
             let request = pb::ClusterStateRequest { stream_name: stream.to_owned() };
-            let answer = Self::client(member).await?.state(request).await.map_err(Self::refused(member, "State"))?;
+            let answer = self.client(member).await?.state(request).await.map_err(Self::refused(member, "State"))?;
             let mut state = answer.into_inner();
             state.server_id.clone_from(&member.id);
             Ok(state)
@@ -101,7 +114,7 @@ impl Fleet {
     pub async fn assign(&self, layout: &pb::StreamLayout, to: &[String]) -> Result<(), FleetError> {
         let calls = to.iter().filter_map(|id| self.member(id)).map(|member| async move {
             let request = pb::AssignRequest { layout: Some(layout.clone()) };
-            Self::client(member).await?.assign(request).await.map_err(Self::refused(member, "Assign"))?;
+            self.client(member).await?.assign(request).await.map_err(Self::refused(member, "Assign"))?;
             Ok::<_, FleetError>(())
         });
         futures_util::future::try_join_all(calls).await.map(|_| ())
@@ -111,7 +124,7 @@ impl Fleet {
     pub async fn freeze(&self, stream: &str, epoch: u64) -> Result<HashMap<u32, u64>, FleetError> {
         let calls = self.members.iter().map(|member| async move {
             let request = pb::FreezeRequest { stream_name: stream.to_owned(), epoch };
-            let answer = Self::client(member).await?.freeze(request).await.map_err(Self::refused(member, "Freeze"))?;
+            let answer = self.client(member).await?.freeze(request).await.map_err(Self::refused(member, "Freeze"))?;
             Ok::<_, FleetError>(answer.into_inner().owned_open)
         });
         let frozen = futures_util::future::try_join_all(calls).await?;
@@ -133,7 +146,7 @@ impl Fleet {
             target_shard_count: target,
             ending_counters,
         };
-        let answer = Self::client(home).await?.reshard(request).await.map_err(Self::refused(home, "Reshard"))?;
+        let answer = self.client(home).await?.reshard(request).await.map_err(Self::refused(home, "Reshard"))?;
         answer.into_inner().layout.ok_or(FleetError::Incomplete { server: home.id.clone(), call: "Reshard" })
     }
 
@@ -141,7 +154,7 @@ impl Fleet {
     pub async fn release(&self, stream: &str) -> Result<(), FleetError> {
         let calls = self.members.iter().map(|member| async move {
             let request = pb::ReleaseRequest { stream_name: stream.to_owned() };
-            Self::client(member).await?.release(request).await.map_err(Self::refused(member, "Release"))?;
+            self.client(member).await?.release(request).await.map_err(Self::refused(member, "Release"))?;
             Ok::<_, FleetError>(())
         });
         futures_util::future::try_join_all(calls).await.map(|_| ())

@@ -99,13 +99,16 @@ impl Elector {
         let mut last_renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(LEASE_DURATION / 3).await;
-            match self.try_acquire().await {
-                Ok(true) => last_renewed = tokio::time::Instant::now(),
-                Ok(false) => {
+            // A renewal that hangs (an apiserver that stopped answering) counts as failed:
+            // the lease's end must be noticed before the others may take it.
+            match tokio::time::timeout(LEASE_DURATION / 3, self.try_acquire()).await {
+                Ok(Ok(true)) => last_renewed = tokio::time::Instant::now(),
+                Ok(Ok(false)) => {
                     tracing::error!(lease = %self.name, "leadership lost to another operator");
                     return;
                 }
-                Err(err) => tracing::warn!(lease = %self.name, cause = %err, "cannot renew the leader lease"),
+                Ok(Err(err)) => tracing::warn!(lease = %self.name, cause = %err, "cannot renew the leader lease"),
+                Err(_) => tracing::warn!(lease = %self.name, "renewing the leader lease timed out"),
             }
             // Stop before the lease can expire for the others.
             if last_renewed.elapsed() > LEASE_DURATION * 2 / 3 {

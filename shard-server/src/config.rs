@@ -8,6 +8,11 @@ use crate::iterator::ITERATOR_TTL_MS;
 /// Default deadline of a call to another shard-server, in milliseconds.
 pub const DEFAULT_PEER_TIMEOUT_MS: u64 = 5_000;
 
+/// Default cap on subscriptions open at once on one server.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1_000;
+/// Default MiB of events read for subscriptions and not yet taken by their clients.
+pub const DEFAULT_SUBSCRIPTION_BUFFER_MIB: usize = 256;
+
 /// Kinesis' default number of shards an account may hold in a region.
 pub const DEFAULT_SHARD_LIMIT: u32 = 500;
 
@@ -36,6 +41,10 @@ pub struct Config {
     pub cluster_id: Option<String>,
     /// How long a call to another server may take before the client gets a retryable error.
     pub peer_timeout: Duration,
+    /// Subscriptions open at once (SubscribeToShard and gRPC Subscribe together).
+    pub max_subscriptions: usize,
+    /// Bytes of events read for subscriptions and not yet taken by their clients, in all.
+    pub subscription_buffer_bytes: usize,
 }
 
 impl Config {
@@ -53,6 +62,8 @@ impl Config {
             subscription_lifetime: Duration::from_secs(300),
             cluster_id: None,
             peer_timeout: Duration::from_millis(DEFAULT_PEER_TIMEOUT_MS),
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            subscription_buffer_bytes: DEFAULT_SUBSCRIPTION_BUFFER_MIB << 20,
         }
     }
 }

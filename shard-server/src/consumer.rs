@@ -61,9 +61,12 @@ pub fn parse_arn(arn: &str) -> Option<(&str, &str, u64)> {
     Some((stream_arn, name, seconds.parse().ok()?))
 }
 
-/// The (consumer ARN, shard) pairs with a subscription open now.
-#[derive(Debug, Default)]
+/// The subscriptions open now, one at most per (subscriber, shard), and at most `max` in all.
+/// A subscriber is a consumer ARN (SubscribeToShard) or a stream and application (gRPC
+/// Subscribe).
+#[derive(Debug)]
 pub struct Subscriptions {
+    max: usize,
     open: Mutex<HashSet<(String, u32)>>,
 }
 
@@ -74,12 +77,38 @@ pub struct SubscriptionSlot {
     key: (String, u32),
 }
 
+/// Why a subscription cannot open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRefusal {
+    /// The subscriber has one open on the shard already.
+    Taken,
+    /// The server holds as many subscriptions as it may.
+    Full,
+}
+
 impl Subscriptions {
-    /// Takes the slot of `consumer_arn` on `shard`, or `None` when one is open already.
-    pub fn take(self: &Arc<Self>, consumer_arn: &str, shard: u32) -> Option<SubscriptionSlot> {
-        let key = (consumer_arn.to_owned(), shard);
+    /// At most `max` subscriptions at once.
+    pub fn new(max: usize) -> Self {
+        Self { max, open: Mutex::new(HashSet::new()) }
+    }
+
+    /// The most subscriptions open at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Takes the slot of `subscriber` on `shard`.
+    pub fn take(self: &Arc<Self>, subscriber: &str, shard: u32) -> Result<SubscriptionSlot, SlotRefusal> {
+        let key = (subscriber.to_owned(), shard);
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        open.insert(key.clone()).then(|| SubscriptionSlot { subscriptions: self.clone(), key })
+        if open.contains(&key) {
+            return Err(SlotRefusal::Taken);
+        }
+        if open.len() >= self.max {
+            return Err(SlotRefusal::Full);
+        }
+        open.insert(key.clone());
+        Ok(SubscriptionSlot { subscriptions: self.clone(), key })
     }
 }
 
@@ -103,11 +132,13 @@ mod tests {
         assert_eq!(arn, "arn:aws:kinesis:us-east-1:123456789012:stream/s/consumer/app:1700000000");
         assert_eq!(parse_arn(&arn), Some((stream_arn, "app", 1_700_000_000)));
         assert_eq!(parse_arn("arn:aws:kinesis:us-east-1:123456789012:stream/s"), None);
-        let subscriptions = Arc::new(Subscriptions::default());
+        let subscriptions = Arc::new(Subscriptions::new(2));
         let slot = subscriptions.take(&arn, 0).expect("free");
-        assert!(subscriptions.take(&arn, 0).is_none());
-        assert!(subscriptions.take(&arn, 1).is_some());
+        assert_eq!(subscriptions.take(&arn, 0).err(), Some(SlotRefusal::Taken));
+        let other = subscriptions.take(&arn, 1).expect("another shard");
+        assert_eq!(subscriptions.take(&arn, 2).err(), Some(SlotRefusal::Full), "two at most");
         drop(slot);
-        assert!(subscriptions.take(&arn, 0).is_some());
+        assert!(subscriptions.take(&arn, 0).is_ok());
+        drop(other);
     }
 }

@@ -8,6 +8,8 @@ pub mod append;
 pub mod clock;
 pub mod config;
 pub mod consumer;
+pub mod credential;
+pub mod data_dir;
 pub mod error;
 pub mod hash_range;
 pub mod iterator;

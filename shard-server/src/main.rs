@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use shard_server::api::kinesis::RequestLimits;
+use shard_server::credential::{InternalToken, STANDALONE_TOKEN_FILE};
+use shard_server::server::{ConnectionLimits, Listeners, ServeOptions};
 use shard_server::{server, telemetry, Config, Node};
 
 /// Shardline shard-server: Kinesis Data Streams on your own machines.
@@ -27,6 +30,45 @@ struct Cli {
     /// Address of the Kinesis HTTP endpoint (port 0 picks a free port).
     #[arg(long, env = "SHARDLINE_LISTEN", default_value = "127.0.0.1:4567")]
     listen: String,
+    /// Address of the internal gRPC services (`Cluster`, `Admin`: the operator's calls). Every
+    /// call must carry the internal token.
+    #[arg(long, env = "SHARDLINE_INTERNAL_LISTEN", default_value = "127.0.0.1:4569")]
+    internal_listen: String,
+    /// File holding the internal token (at least 32 characters; the operator mounts its
+    /// Secret). Required with `--cluster`; a standalone server without it creates one in the
+    /// data directory (`internal-token`, mode 0600).
+    #[arg(long, env = "SHARDLINE_INTERNAL_TOKEN_FILE")]
+    internal_token_file: Option<PathBuf>,
+    /// Connections open at once per listener, idle ones included; at the cap the connection
+    /// quiet the longest is closed to make room.
+    #[arg(long, env = "SHARDLINE_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    max_connections: usize,
+    /// Requests processed at once (bodies read, answers pending); more wait.
+    #[arg(long, env = "SHARDLINE_MAX_IN_FLIGHT", default_value_t = RequestLimits::default().max_in_flight)]
+    max_in_flight: usize,
+    /// Milliseconds a new connection has to show its HTTP version, and an HTTP/1 request (or
+    /// the next one on a kept-alive connection) its headers.
+    #[arg(long, env = "SHARDLINE_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Milliseconds a request body has to arrive once its headers have (then
+    /// RequestTimeoutException, which SDKs retry).
+    #[arg(long, env = "SHARDLINE_BODY_TIMEOUT_MS", default_value_t = 60_000)]
+    body_timeout_ms: u64,
+    /// MiB of request bodies held at once (received, not yet answered); a request whose body
+    /// finds no room waits for it (within the body timeout).
+    #[arg(long, env = "SHARDLINE_REQUEST_BUFFER_MIB", default_value_t = RequestLimits::default().body_buffer_bytes >> 20)]
+    request_buffer_mib: usize,
+    /// Milliseconds shutdown waits for open requests and subscriptions before closing their
+    /// connections.
+    #[arg(long, env = "SHARDLINE_DRAIN_TIMEOUT_MS", default_value_t = 20_000)]
+    drain_timeout_ms: u64,
+    /// Subscriptions (SubscribeToShard and gRPC Subscribe) open at once on this server.
+    #[arg(long, env = "SHARDLINE_MAX_SUBSCRIPTIONS", default_value_t = shard_server::config::DEFAULT_MAX_SUBSCRIPTIONS)]
+    max_subscriptions: usize,
+    /// MiB of events all subscriptions together may hold read but not yet taken by their
+    /// clients; a subscription whose client is slow waits for room.
+    #[arg(long, env = "SHARDLINE_SUBSCRIPTION_BUFFER_MIB", default_value_t = shard_server::config::DEFAULT_SUBSCRIPTION_BUFFER_MIB)]
+    subscription_buffer_mib: usize,
     /// Address of the Prometheus `/metrics` endpoint (port 0 picks a free port).
     #[arg(long, env = "SHARDLINE_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
     metrics_listen: String,
@@ -82,27 +124,69 @@ async fn main() -> anyhow::Result<()> {
     config.retention_check_interval = Duration::from_secs(cli.retention_check_secs.max(1));
     config.cluster_id = if cli.cluster { cli.server_id.clone() } else { None };
     config.peer_timeout = Duration::from_millis(cli.peer_timeout_ms.max(1));
+    config.max_subscriptions = cli.max_subscriptions.max(1);
+    config.subscription_buffer_bytes = cli.subscription_buffer_mib.max(1).saturating_mul(1 << 20);
+    let connections = ConnectionLimits {
+        max_connections: open_files_for(cli.max_connections.max(1)),
+        header_timeout: Duration::from_millis(cli.header_timeout_ms.max(1)),
+        drain_timeout: Duration::from_millis(cli.drain_timeout_ms),
+    };
+    let requests = RequestLimits {
+        max_in_flight: cli.max_in_flight.max(1),
+        body_timeout: Duration::from_millis(cli.body_timeout_ms.max(1)),
+        body_buffer_bytes: cli.request_buffer_mib.saturating_mul(1 << 20),
+    };
 
     let node = Node::open(config).with_context(|| format!("opening {}", cli.data_dir.display()))?;
-    let listener =
-        tokio::net::TcpListener::bind(&cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
-    let metrics_listener = tokio::net::TcpListener::bind(&cli.metrics_listen)
-        .await
-        .with_context(|| format!("binding {}", cli.metrics_listen))?;
-    let address = listener.local_addr()?;
-    let metrics_address = metrics_listener.local_addr()?;
-    // These two lines are the only things on stdout: scripts and tests read them.
+    let token = match (&cli.internal_token_file, cli.cluster) {
+        (Some(path), _) => InternalToken::read(path)?,
+        (None, true) => bail!(
+            "--cluster needs --internal-token-file: the token the operator calls this server's internal services with"
+        ),
+        (None, false) => InternalToken::read_or_create(&cli.data_dir.join(STANDALONE_TOKEN_FILE))?,
+    };
+    let bind = |address: String| async move {
+        tokio::net::TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))
+    };
+    let listeners = Listeners {
+        kinesis: bind(cli.listen.clone()).await?,
+        internal: bind(cli.internal_listen.clone()).await?,
+        metrics: bind(cli.metrics_listen.clone()).await?,
+    };
+    let address = listeners.kinesis.local_addr()?;
+    let internal_address = listeners.internal.local_addr()?;
+    let metrics_address = listeners.metrics.local_addr()?;
+    // These three lines are the only things on stdout: scripts and tests read them.
     println!("shard-server listening on http://{address}");
     println!("shard-server metrics on http://{metrics_address}/metrics");
+    println!("shard-server internal on http://{internal_address}");
     let mode = if cli.cluster { "cluster" } else { "standalone" };
-    tracing::info!(%address, %metrics_address, mode, server_id = ?cli.server_id, data_dir = %cli.data_dir.display(), "shard-server started");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let metrics = tokio::spawn(server::run_metrics(metrics_listener, node.clone(), stop.clone().cancelled_owned()));
-    server::run(listener, node, shutdown_signal()).await?;
-    stop.cancel();
-    metrics.await??;
+    tracing::info!(%address, %internal_address, %metrics_address, mode, server_id = ?cli.server_id, data_dir = %cli.data_dir.display(), "shard-server started");
+    server::run(listeners, node, ServeOptions { connections, requests, token }, shutdown_signal()).await;
     tracing::info!("shard-server stopped");
     Ok(())
+}
+
+/// Raises the open-file limit to what `connections` per listener need (three listeners, plus
+/// RocksDB's files), as far as the hard limit allows; the connection cap shrinks to fit if not.
+fn open_files_for(connections: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    const RESERVED: u64 = 1024;
+    let wanted = (connections as u64).saturating_mul(3).saturating_add(RESERVED);
+    let mut limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current < wanted {
+        limit.current = Some(limit.maximum.map_or(wanted, |max| max.min(wanted)));
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(cause = %err, "cannot raise the open-file limit");
+        }
+    }
+    let granted = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let fits = usize::try_from(granted.saturating_sub(RESERVED) / 3).unwrap_or(usize::MAX).max(1);
+    if fits < connections {
+        tracing::warn!(wanted = connections, granted = fits, "open-file limit too low: fewer connections per listener");
+    }
+    fits.min(connections)
 }
 
 async fn shutdown_signal() {

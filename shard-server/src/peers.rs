@@ -29,6 +29,8 @@ pub struct Peers {
 
 /// How long connecting to a peer may take (within the call's deadline).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often an idle peer connection is pinged, and how long the answer may take.
+const PEER_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// The error for a server that could not be reached; retrying reaches it or its successor.
 pub fn unreachable(address: &str, cause: impl std::fmt::Display) -> Error {
@@ -38,7 +40,14 @@ pub fn unreachable(address: &str, cause: impl std::fmt::Display) -> Error {
 impl Peers {
     /// Connections whose calls each get `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        let http = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT.min(timeout)).build().unwrap_or_default();
+        // A relayed subscription carries an event at least every heartbeat: a peer quiet for
+        // longer than a few of them is gone, and its stream ends.
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .read_timeout(crate::node::HEARTBEAT * 4)
+            .tcp_keepalive(PEER_KEEP_ALIVE)
+            .build()
+            .unwrap_or_default();
         Self { channels: Mutex::default(), http, timeout }
     }
 
@@ -47,7 +56,7 @@ impl Peers {
         unreachable(address, format_args!("no answer within {} ms", self.timeout.as_millis()))
     }
 
-    /// A gRPC channel to the server at `address` (`host:port`).
+    /// A gRPC channel to the server at `address` (`host:port`), kept per address.
     pub fn channel(&self, address: &str) -> Result<Channel> {
         let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(channel) = channels.get(address) {
@@ -56,8 +65,13 @@ impl Peers {
         let channel = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|err| unreachable(address, err))?
             .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
-            // Until the answer's headers: a relayed subscription's stream is not cut by it.
+            // Until the answer's headers: a relayed subscription's stream is not cut by it, but
+            // a peer that stops answering pings (wedged, or cut off) ends it.
             .timeout(self.timeout)
+            .http2_keep_alive_interval(PEER_KEEP_ALIVE)
+            .keep_alive_timeout(PEER_KEEP_ALIVE)
+            .keep_alive_while_idle(true)
+            .tcp_keepalive(Some(PEER_KEEP_ALIVE))
             .connect_lazy();
         channels.insert(address.to_owned(), channel.clone());
         Ok(channel)

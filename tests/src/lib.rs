@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::types::StreamStatus;
+use shardline_proto::auth::BearerToken;
+
+/// The internal token cluster-mode test servers are given.
+pub const TEST_TOKEN: &str = "test-internal-token-0123456789abcdef0123456789abcdef";
+
+/// A channel to a server's internal port that sends its token.
+pub type Internal = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>;
 
 /// Region the test servers use.
 pub const REGION: &str = "us-east-1";
@@ -70,6 +77,10 @@ pub struct Server {
     pub endpoint: String,
     /// `http://127.0.0.1:PORT/metrics`.
     pub metrics_endpoint: String,
+    /// `http://127.0.0.1:PORT` of the internal services (`Cluster`, `Admin`).
+    pub internal_endpoint: String,
+    /// The internal token the server accepts.
+    pub token: String,
     data_dir: PathBuf,
     extra_args: Vec<String>,
 }
@@ -78,6 +89,11 @@ impl Server {
     /// Starts a server on a fresh temporary data directory (kept until `dir` drops).
     pub fn start(dir: &tempfile::TempDir, extra_args: &[&str]) -> anyhow::Result<Self> {
         Self::start_at(dir.path(), extra_args, "127.0.0.1:0")
+    }
+
+    /// Starts a standalone server on `data_dir` (created by the server if missing).
+    pub fn start_at_dir(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_at(data_dir, extra_args, "127.0.0.1:0")
     }
 
     /// Starts a `shard-server --cluster --server-id ID` on `data_dir`, listening on `listen`.
@@ -104,16 +120,36 @@ impl Server {
         self.endpoint.trim_start_matches("http://")
     }
 
+    /// A channel to the internal port whose calls carry the token.
+    pub async fn internal(&self) -> anyhow::Result<Internal> {
+        let channel = tonic::transport::Endpoint::from_shared(self.internal_endpoint.clone())?.connect().await?;
+        let token = BearerToken::new(&self.token).context("token is not ASCII")?;
+        Ok(tonic::service::interceptor::InterceptedService::new(channel, token))
+    }
+
     fn start_at(data_dir: &Path, extra_args: &[&str], listen: &str) -> anyhow::Result<Self> {
         let mut command = Command::new(server_binary()?);
-        if !extra_args.contains(&"--cluster") {
+        let cluster = extra_args.contains(&"--cluster");
+        if !cluster {
             command.arg("--standalone");
         }
+        // A cluster server is given its token, as the operator's pods are; a standalone one
+        // creates its own in its data directory.
+        let token_file = if cluster && !extra_args.contains(&"--internal-token-file") {
+            let path = data_dir.with_extension("internal-token");
+            std::fs::write(&path, format!("{TEST_TOKEN}\n"))?;
+            command.arg("--internal-token-file").arg(&path);
+            path
+        } else {
+            data_dir.join("internal-token")
+        };
         command.arg("--data-dir").arg(data_dir);
         command.args([
             "--listen",
             listen,
             "--metrics-listen",
+            "127.0.0.1:0",
+            "--internal-listen",
             "127.0.0.1:0",
             "--account-id",
             ACCOUNT,
@@ -136,16 +172,25 @@ impl Server {
         reader.read_line(&mut line).context("reading the endpoint line")?;
         let mut metrics_line = String::new();
         reader.read_line(&mut metrics_line).context("reading the metrics line")?;
-        let (Some(endpoint), Some(metrics_endpoint)) = (
+        let mut internal_line = String::new();
+        reader.read_line(&mut internal_line).context("reading the internal line")?;
+        let (Some(endpoint), Some(metrics_endpoint), Some(internal_endpoint)) = (
             line.trim().strip_prefix("shard-server listening on "),
             metrics_line.trim().strip_prefix("shard-server metrics on "),
+            internal_line.trim().strip_prefix("shard-server internal on "),
         ) else {
             let _ = child.kill();
-            bail!("unexpected first lines from shard-server: {line:?} {metrics_line:?}");
+            bail!("unexpected first lines from shard-server: {line:?} {metrics_line:?} {internal_line:?}");
         };
+        let token = std::fs::read_to_string(&token_file)
+            .with_context(|| format!("reading {}", token_file.display()))?
+            .trim()
+            .to_owned();
         Ok(Self {
             endpoint: endpoint.to_owned(),
             metrics_endpoint: metrics_endpoint.to_owned(),
+            internal_endpoint: internal_endpoint.to_owned(),
+            token,
             child: Some(child),
             data_dir: data_dir.to_owned(),
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
@@ -190,6 +235,8 @@ impl Server {
                 Ok(mut fresh) => {
                     self.child = fresh.child.take();
                     self.metrics_endpoint = fresh.metrics_endpoint.clone();
+                    self.internal_endpoint = fresh.internal_endpoint.clone();
+                    self.token = fresh.token.clone();
                     return Ok(());
                 }
                 // The port can linger for a moment after a kill.

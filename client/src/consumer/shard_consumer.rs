@@ -34,6 +34,8 @@ pub(super) struct ShardConsumer<P> {
     pub stop: CancellationToken,
     /// Kinesis client and consumer ARN, for enhanced fan-out.
     pub fan_out: Option<(aws_sdk_kinesis::Client, String)>,
+    /// The application's name: a push subscription's consumer.
+    pub application: String,
 }
 
 /// The first request for `position`, and how many sub-records of its first record to skip.
@@ -272,13 +274,17 @@ impl<P: ShardRecordProcessor> ShardConsumer<P> {
 
     async fn push(&mut self) -> Ending {
         let (mut request, mut skip) = request(&self.stream, &self.shard_id, &self.position, 10_000);
+        request.consumer.clone_from(&self.application);
         loop {
             let mut events = match self.records.subscribe(request.clone()).await {
                 Ok(stream) => stream.into_inner(),
                 Err(status) => {
                     tracing::warn!(shard = %self.shard_id, cause = %status, "Subscribe failed; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    continue;
+                    tokio::select! {
+                        _ = self.lost.cancelled() => return Ending::LeaseLost,
+                        _ = self.stop.cancelled() => return Ending::Shutdown,
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => continue,
+                    }
                 }
             };
             loop {

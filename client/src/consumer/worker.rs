@@ -84,6 +84,8 @@ pub struct WorkerStatus {
 }
 
 struct Held {
+    /// When the lease was last renewed (or taken).
+    renewed: Instant,
     lease: Arc<HeldLease>,
     lost: CancellationToken,
     stop: CancellationToken,
@@ -138,8 +140,14 @@ fn position(lease: &pb::Lease) -> Position {
 impl<F: ProcessorFactory> Worker<F> {
     /// A worker talking to the shard-server(s) at `endpoint` (e.g. `http://127.0.0.1:4567`).
     pub async fn connect(endpoint: &str, config: WorkerConfig, factory: F) -> Result<Self, WorkerError> {
+        // Deadlines on every lease and record call: a server that stops answering costs a
+        // retry, never a worker stuck holding its leases.
         let channel = Channel::from_shared(endpoint.to_owned())
             .map_err(|_| WorkerError::Endpoint(endpoint.to_owned()))?
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .http2_keep_alive_interval(std::time::Duration::from_secs(10))
+            .keep_alive_timeout(std::time::Duration::from_secs(10))
+            .keep_alive_while_idle(true)
             .connect()
             .await
             .map_err(|source| WorkerError::Connect { endpoint: endpoint.to_owned(), source })?;
@@ -241,16 +249,29 @@ impl<F: ProcessorFactory> Worker<F> {
 
     async fn renew(&self, held: &mut HashMap<String, Held>) {
         let mut lost = Vec::new();
-        for (key, entry) in held.iter() {
+        let deadline = self.config.lease_interval();
+        for (key, entry) in held.iter_mut() {
             let mut counter = entry.lease.counter.lock().await;
-            match self.leases.clone().renew_lease(entry.lease.request(*counter)).await {
-                Ok(lease) => *counter = lease.into_inner().lease_counter,
-                Err(status) if is_conflict(&status) => {
+            let mut client = self.leases.clone();
+            match tokio::time::timeout(deadline, client.renew_lease(entry.lease.request(*counter))).await {
+                Ok(Ok(lease)) => {
+                    *counter = lease.into_inner().lease_counter;
+                    entry.renewed = Instant::now();
+                }
+                Ok(Err(status)) if is_conflict(&status) => {
                     tracing::info!(shard = %key, "lease lost to another worker");
                     entry.lost.cancel();
                     lost.push(key.clone());
                 }
-                Err(status) => tracing::warn!(shard = %key, cause = %status, "lease renewal failed"),
+                Ok(Err(status)) => tracing::warn!(shard = %key, cause = %status, "lease renewal failed"),
+                Err(_) => tracing::warn!(shard = %key, "lease renewal timed out"),
+            }
+            // Unrenewed for the failover time, the lease is another worker's to take: stop
+            // processing the shard rather than process it twice.
+            if !entry.lost.is_cancelled() && entry.renewed.elapsed() > self.config.failover_time {
+                tracing::warn!(shard = %key, "lease not renewed within the failover time: giving it up");
+                entry.lost.cancel();
+                lost.push(key.clone());
             }
         }
         for key in lost {
@@ -296,9 +317,10 @@ impl<F: ProcessorFactory> Worker<F> {
             lost: lost.clone(),
             stop: stop.clone(),
             fan_out: self.fan_out.clone(),
+            application: self.config.application.clone(),
         };
         let task = tokio::spawn(consumer.run());
-        held.insert(taken.lease_key, Held { lease: held_lease, lost, stop, task });
+        held.insert(taken.lease_key, Held { renewed: Instant::now(), lease: held_lease, lost, stop, task });
     }
 }
 

@@ -15,7 +15,7 @@ use shardline_proto::v1::leases_client::LeasesClient;
 use shardline_proto::v1::records_client::RecordsClient;
 use tracing::Instrument;
 
-use super::{apply_status, now, stream_servers, Context, ReconcileError};
+use super::{apply_status, now, stream_servers, stream_token, Context, ReconcileError};
 use crate::crd::condition::{self, Condition};
 use crate::crd::consumer::{Consumer, InitialPosition};
 use crate::crd::stream::Stream;
@@ -59,8 +59,27 @@ async fn servers(consumer: &Consumer, ctx: &Context) -> Result<Result<Fleet, (&'
     if members.is_empty() {
         return Ok(Err(("ServersNotReady", format!("No shard-server of stream {} is ready", consumer.spec.stream))));
     }
-    Ok(Ok(Fleet::new(members)))
+    let token = stream_token(&ctx.client, &stream).await?;
+    Ok(Ok(Fleet::new(members, token)))
 }
+
+/// A channel to a shard-server's Kinesis port for `call`, with deadlines: a server that never
+/// answers fails the reconcile (retried with backoff) instead of hanging it.
+async fn data_channel(endpoint: &str, call: &'static str) -> Result<tonic::transport::Channel, ReconcileError> {
+    let unavailable = |err: tonic::transport::Error| data_error(call)(tonic::Status::unavailable(err.to_string()));
+    tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+        .map_err(unavailable)?
+        .connect_timeout(DATA_CONNECT_TIMEOUT)
+        .timeout(DATA_CALL_TIMEOUT)
+        .connect()
+        .await
+        .map_err(unavailable)
+}
+
+/// How long connecting to a shard-server for lag and lease calls may take.
+const DATA_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long one such call may take.
+const DATA_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn data_error(call: &'static str) -> impl FnOnce(tonic::Status) -> ReconcileError {
     move |status| ReconcileError::Data { call, status: Box::new(status) }
@@ -76,9 +95,7 @@ async fn millis_behind(endpoint: &str, stream: &str, lease: &pb::Lease, tip: Tip
         Kind::TrimHorizon | Kind::Unspecified => (pb::StartingPosition::TrimHorizon, String::new(), 0),
         Kind::Latest | Kind::ShardEnd => return Ok(0),
     };
-    let mut records = RecordsClient::connect(endpoint.to_owned())
-        .await
-        .map_err(|err| data_error("GetRecords")(tonic::Status::unavailable(err.to_string())))?;
+    let mut records = RecordsClient::new(data_channel(endpoint, "GetRecords").await?);
     let page = records
         .get_records(pb::GetRecordsRequest {
             stream_name: stream.to_owned(),
@@ -87,6 +104,7 @@ async fn millis_behind(endpoint: &str, stream: &str, lease: &pb::Lease, tip: Tip
             sequence_number,
             timestamp_ms,
             limit: 1,
+            ..Default::default()
         })
         .await
         .map_err(data_error("GetRecords"))?
@@ -123,9 +141,7 @@ async fn apply(consumer: &Consumer, ctx: &Context) -> Result<Action, ReconcileEr
                 .into(),
                 ..Default::default()
             };
-            let mut leases_client = LeasesClient::connect(endpoint.clone())
-                .await
-                .map_err(|err| data_error("ListLeases")(tonic::Status::unavailable(err.to_string())))?;
+            let mut leases_client = LeasesClient::new(data_channel(&endpoint, "ListLeases").await?);
             let leases = leases_client
                 .list_leases(pb::ListLeasesRequest {
                     application: consumer.spec.application_name.clone(),
@@ -179,9 +195,7 @@ async fn cleanup(consumer: &Consumer, ctx: &Context) -> Result<Action, Reconcile
     let states = fleet.states(&consumer.spec.stream).await?;
     let home = decide::latest(&states).and_then(|l| l.servers.first()).map(|s| s.address.clone());
     let Some(home) = home else { return Ok(Action::await_change()) };
-    let mut leases = LeasesClient::connect(format!("http://{home}"))
-        .await
-        .map_err(|err| data_error("DeleteApplication")(tonic::Status::unavailable(err.to_string())))?;
+    let mut leases = LeasesClient::new(data_channel(&format!("http://{home}"), "DeleteApplication").await?);
     let deleted = leases
         .delete_application(pb::DeleteApplicationRequest { application: consumer.spec.application_name.clone() })
         .await

@@ -8,12 +8,13 @@ pub mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
+use shardline_proto::auth::BearerToken;
 
 use crate::children::{self, KINESIS_PORT};
 use crate::crd::stream::Stream;
@@ -164,6 +165,38 @@ pub async fn stream_servers(client: &Client, stream: &Stream) -> Result<(Vec<Ser
         })
         .collect();
     Ok((wanted, ready))
+}
+
+/// The internal token of `stream`'s servers, from its Secret; a new random one if the Secret
+/// does not exist yet (created once, owned by the stream, never rewritten).
+pub async fn stream_token(client: &Client, stream: &Stream) -> Result<BearerToken, ReconcileError> {
+    use rand::RngCore as _;
+    let namespace = stream.metadata.namespace.as_deref().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let name = children::token_secret_name(stream);
+    let secret = match secrets.get_opt(&name).await? {
+        Some(secret) => secret,
+        None => {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            match secrets.create(&PostParams::default(), &children::token_secret(stream, &token)).await {
+                Ok(created) => created,
+                // Another reconcile (the Consumer's) created it first: use that one.
+                Err(kube::Error::Api(status)) if status.code == 409 => secrets.get(&name).await?,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    };
+    let token = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(children::TOKEN_KEY))
+        .and_then(|value| std::str::from_utf8(&value.0).ok())
+        .map(str::trim)
+        .and_then(BearerToken::new)
+        .ok_or_else(|| ReconcileError::Invalid(format!("Secret {name} holds no usable `{}`", children::TOKEN_KEY)))?;
+    Ok(token)
 }
 
 /// Writes `status` of `object` with server-side apply, as the operator's field manager. The

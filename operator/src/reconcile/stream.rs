@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use shardline_proto::v1 as pb;
 use tracing::Instrument;
 
-use super::{apply_status, now, stream_servers, Context, ReconcileError, MANAGER};
+use super::{apply_status, now, stream_servers, stream_token, Context, ReconcileError, MANAGER};
 use crate::autoscale;
 use crate::children;
 use crate::crd::stream::{Phase, Stream, StreamMode, ThroughputLimits};
@@ -148,10 +148,11 @@ async fn step(
 async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError> {
     let namespace = stream.namespace().unwrap_or_default();
     let name = stream.name_any();
+    let token = stream_token(&ctx.client, stream).await?;
     apply_children(stream, ctx, &namespace).await?;
     let (wanted, members) = stream_servers(&ctx.client, stream).await?;
     let ready = members.len();
-    let fleet = Fleet::new(members);
+    let fleet = Fleet::new(members, token);
     let mut plan = Vec::new();
     let mut failure = None;
     let mut wanted_shards = stream.spec.shards;
@@ -210,7 +211,9 @@ async fn cleanup(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileErro
     }
     let (_, members) = stream_servers(&ctx.client, stream).await?;
     let released = members.len();
-    Fleet::new(members).release(&name).await?;
+    if released > 0 {
+        Fleet::new(members, stream_token(&ctx.client, stream).await?).release(&name).await?;
+    }
     let selector = children::selector(stream);
     let gone = |result: Result<_, kube::Error>| match result {
         Ok(_) => Ok(()),

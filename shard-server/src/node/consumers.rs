@@ -5,19 +5,23 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::{Node, StartingPosition, MAX_GET_RECORDS_BYTES};
-use crate::consumer::{self, ConsumerDef, ConsumerStatus, SubscriptionSlot, MAX_CONSUMERS_PER_STREAM};
+use crate::consumer::{self, ConsumerDef, ConsumerStatus, SlotRefusal, SubscriptionSlot, MAX_CONSUMERS_PER_STREAM};
 use crate::error::{Error, Result};
 use crate::sequence::SequenceNumber;
 use crate::shard::{self, ReadLimits, StoredRecord};
 use crate::stream::{ShardDef, Stream, StreamStatus};
 
+/// Room taken in the subscription buffer before a read: the most one event can hold.
+const READ_ROOM: u32 = MAX_GET_RECORDS_BYTES as u32;
 /// Longest quiet period before an empty event tells the client where it stands.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Records per pushed event at most.
 const EVENT_RECORDS: usize = 10_000;
+/// Events a subscription holds read ahead of its client.
+const EVENTS_AHEAD: usize = 1;
 
 /// A consumer with the stream it belongs to.
 #[derive(Debug, Clone)]
@@ -44,6 +48,9 @@ pub struct SubscriptionEvent {
     pub millis_behind_latest: u64,
     /// Children of the shard once it has been read to its end (the last event).
     pub child_shards: Vec<ShardDef>,
+    /// This event's share of the server's subscription buffer, freed when the event (or what
+    /// holds it until the client has taken it) is dropped.
+    pub room: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 impl Node {
@@ -207,34 +214,58 @@ impl Node {
         let (index, position) = self.resolve_start(&stream, shard, start)?;
         // Requests are relayed to a shard's owner: served here only if this is it.
         super::next_hop(self.route_in(&stream.def(), index), super::Hop::Forwarded)?;
-        let slot = self.subscriptions.take(&view.arn, index).ok_or_else(|| {
-            Error::ResourceInUse(format!(
-                "Another active subscription exists for consumer {} and shard {}.",
-                view.arn,
-                crate::stream::shard_id(index)
-            ))
-        })?;
-        let (sender, receiver) = mpsc::channel(4);
-        let node = self.clone();
-        let deadline = Some(tokio::time::Instant::now() + self.config.subscription_lifetime);
-        self.tasks.spawn(async move { node.push_events(stream, index, position, Some(slot), deadline, sender).await });
-        Ok(receiver)
+        let slot = self.subscription_slot(&view.arn, &view.arn, index)?;
+        Ok(self.start_push(stream, index, position, slot))
     }
 
-    /// Follows one shard without a consumer (the gRPC Subscribe call): the same events as a
-    /// subscription, with no lifetime limit and no exclusivity.
+    /// Follows one shard for an application without a registered consumer (the gRPC
+    /// Subscribe call), by SubscribeToShard's rules: one subscription per application and
+    /// shard, ending after the subscription lifetime, counted in the server's cap.
     pub fn follow(
         self: &Arc<Self>,
         stream_name: &str,
         shard: &str,
         start: StartingPosition,
+        application: &str,
     ) -> Result<mpsc::Receiver<Result<SubscriptionEvent>>> {
+        if application.is_empty() {
+            return Err(Error::InvalidArgument(
+                "Subscribe needs the consumer: the application's name, one subscription per application and shard."
+                    .into(),
+            ));
+        }
         let stream = self.readable_stream(stream_name)?;
         let (index, position) = self.resolve_start(&stream, shard, start)?;
-        let (sender, receiver) = mpsc::channel(4);
+        let subscriber = format!("grpc:{stream_name}/{application}");
+        let slot = self.subscription_slot(&subscriber, application, index)?;
+        Ok(self.start_push(stream, index, position, slot))
+    }
+
+    fn subscription_slot(self: &Arc<Self>, subscriber: &str, shown: &str, shard: u32) -> Result<SubscriptionSlot> {
+        self.subscriptions.take(subscriber, shard).map_err(|refusal| match refusal {
+            SlotRefusal::Taken => Error::ResourceInUse(format!(
+                "Another active subscription exists for consumer {shown} and shard {}.",
+                crate::stream::shard_id(shard)
+            )),
+            SlotRefusal::Full => Error::LimitExceeded(format!(
+                "This server has {} subscriptions open, the most it allows; retry later.",
+                self.subscriptions.max()
+            )),
+        })
+    }
+
+    fn start_push(
+        self: &Arc<Self>,
+        stream: Arc<Stream>,
+        index: u32,
+        position: u64,
+        slot: SubscriptionSlot,
+    ) -> mpsc::Receiver<Result<SubscriptionEvent>> {
+        let (sender, receiver) = mpsc::channel(EVENTS_AHEAD);
         let node = self.clone();
-        self.tasks.spawn(async move { node.push_events(stream, index, position, None, None, sender).await });
-        Ok(receiver)
+        let deadline = tokio::time::Instant::now() + self.config.subscription_lifetime;
+        self.tasks.spawn(async move { node.push_events(stream, index, position, slot, deadline, sender).await });
+        receiver
     }
 
     async fn push_events(
@@ -242,17 +273,12 @@ impl Node {
         stream: Arc<Stream>,
         shard: u32,
         mut position: u64,
-        _slot: Option<SubscriptionSlot>,
-        deadline: Option<tokio::time::Instant>,
+        _slot: SubscriptionSlot,
+        deadline: tokio::time::Instant,
         sender: mpsc::Sender<Result<SubscriptionEvent>>,
     ) {
         let Some(log) = stream.log(shard) else { return };
-        let expired = async move {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
+        let expired = tokio::time::sleep_until(deadline);
         tokio::pin!(expired);
         let mut first = true;
         loop {
@@ -267,6 +293,16 @@ impl Node {
             let now = self.now_ms();
             if position <= last || first {
                 first = false;
+                // Room in the subscription buffer for the largest read, before reading.
+                let room = tokio::select! {
+                    room = self.subscription_buffer.clone().acquire_many_owned(READ_ROOM) => match room {
+                        Ok(room) => room,
+                        Err(_) => return,
+                    },
+                    () = self.shutdown.cancelled() => return,
+                    () = sender.closed() => return,
+                    () = &mut expired => return,
+                };
                 let engine = self.engine.clone();
                 let stream_id = stream.id;
                 let limits = ReadLimits {
@@ -281,7 +317,7 @@ impl Node {
                 let slice = match read {
                     Ok(Ok(slice)) => slice,
                     Ok(Err(err)) => {
-                        let _ = sender.send(Err(err)).await;
+                        let _ = sender.try_send(Err(err));
                         return;
                     }
                     Err(_) => return,
@@ -295,6 +331,9 @@ impl Node {
                 let child_shards = if at_end { stream.def().children(shard).cloned().collect() } else { Vec::new() };
                 let bytes: u64 = slice.records.iter().map(|r| (r.data.len() + r.partition_key.len()) as u64).sum();
                 let records = slice.records.len() as u64;
+                let mut room = room;
+                let kept = usize::try_from(bytes).unwrap_or(usize::MAX).clamp(1, room.num_permits());
+                drop(room.split(room.num_permits() - kept));
                 self.metrics.subscribe_event(&stream.name, records, bytes, millis_behind_latest);
                 let enabled = stream.def().shard_level_metrics.clone();
                 let read = crate::metrics::Read { records, bytes, iterator_age_ms: millis_behind_latest };
@@ -304,8 +343,16 @@ impl Node {
                     continuation: SequenceNumber::new(shard, position.saturating_sub(1)),
                     millis_behind_latest,
                     child_shards,
+                    room: Some(Arc::new(room)),
                 };
-                if sender.send(Ok(event)).await.is_err() || at_end {
+                // A client that takes nothing holds this task here: it must still see shutdown
+                // and the end of the subscription's lifetime.
+                let sent = tokio::select! {
+                    sent = sender.send(Ok(event)) => sent.is_ok(),
+                    () = self.shutdown.cancelled() => false,
+                    () = &mut expired => false,
+                };
+                if !sent || at_end {
                     return;
                 }
                 if position <= log.last_counter.load(Ordering::Acquire) {

@@ -22,7 +22,7 @@ use crate::peers::Peers;
 use crate::reshard::{self, Change};
 use crate::sequence::SequenceNumber;
 use crate::shard::StoredRecord;
-use crate::store::{keys, Cf, Durability, KvEngine, RocksEngine, WriteBatch};
+use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
 use crate::stream::{Catalog, NewStream, ShardDef, Stream, StreamDef, StreamStatus};
 use crate::{retention, stream};
 
@@ -103,15 +103,9 @@ pub struct RecordsPage {
 /// Why opening a data directory failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// The data directory could not be created.
-    #[error("cannot create data directory {path}: {source}")]
-    DataDir {
-        /// The directory.
-        path: String,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The data directory cannot be created or made private.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// The writer thread could not start.
     #[error("cannot start the append thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -130,6 +124,8 @@ pub struct Node {
     iterators: IteratorCodec,
     clock: Arc<dyn Clock>,
     subscriptions: Arc<Subscriptions>,
+    /// Bytes of subscription events read and not yet taken by their clients.
+    subscription_buffer: Arc<tokio::sync::Semaphore>,
     leases: LeaseTable,
     metrics: Arc<Metrics>,
     peers: Peers,
@@ -138,11 +134,12 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the RocksDB store in `config.data_dir` and starts the background work.
+    #[cfg(feature = "rocksdb")]
+    /// Opens the RocksDB store in `config.data_dir` (created, and made private to this user:
+    /// see [`crate::data_dir`]) and starts the background work.
     pub fn open(config: Config) -> Result<Arc<Self>, OpenError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| OpenError::DataDir { path: config.data_dir.display().to_string(), source })?;
-        let engine = RocksEngine::open(&config.data_dir).map_err(Error::from)?;
+        crate::data_dir::prepare(&config.data_dir)?;
+        let engine = crate::store::RocksEngine::open(&config.data_dir).map_err(Error::from)?;
         Self::open_with(config, Arc::new(engine), Arc::new(SystemClock))
     }
 
@@ -162,6 +159,11 @@ impl Node {
         )
         .map_err(OpenError::Thread)?;
         let leases = LeaseTable::new(engine.clone());
+        let subscriptions = Arc::new(Subscriptions::new(config.max_subscriptions));
+        // Room for at least one event of the largest size.
+        let buffer_bytes =
+            config.subscription_buffer_bytes.clamp(MAX_GET_RECORDS_BYTES, tokio::sync::Semaphore::MAX_PERMITS);
+        let subscription_buffer = Arc::new(tokio::sync::Semaphore::new(buffer_bytes));
         let peers = Peers::new(config.peer_timeout);
         let node = Arc::new(Self {
             config,
@@ -170,7 +172,8 @@ impl Node {
             appender,
             iterators,
             clock,
-            subscriptions: Arc::default(),
+            subscriptions,
+            subscription_buffer,
             leases,
             metrics,
             peers,
@@ -521,7 +524,7 @@ fn load_or_create_secret(engine: &dyn KvEngine) -> Result<[u8; 32]> {
     Ok(secret)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rocksdb"))]
 mod tests {
     use std::collections::BTreeMap;
 
@@ -543,7 +546,7 @@ mod tests {
         let mut config = Config::new(dir.path());
         config.stream_transition = Duration::ZERO;
         config.retention_check_interval = Duration::from_secs(3600);
-        let engine = Arc::new(RocksEngine::open(dir.path()).expect("open"));
+        let engine = Arc::new(crate::store::RocksEngine::open(dir.path()).expect("open"));
         let node = Node::open_with(config, engine, clock.clone()).expect("node");
         Fixture { node, clock, _dir: dir }
     }

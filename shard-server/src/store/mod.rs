@@ -1,16 +1,19 @@
 //! The storage engine seam: a small key-value interface with column families, atomic write
-//! batches, range deletes and an explicit durability flag. `rocks` is the production engine,
-//! `memory` the reference engine; both pass the `conformance` suite. Nothing outside `store/`
+//! batches, range deletes and an explicit durability flag. `rocks` is the production engine
+//! (feature `rocksdb`, on by default; the fuzz targets build without it), `memory` the
+//! reference engine; both pass the `conformance` suite. Nothing outside `store/`
 //! names an engine's own types.
 
 pub mod keys;
 pub mod memory;
+#[cfg(feature = "rocksdb")]
 pub mod rocks;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rocksdb"))]
 mod conformance;
 
 pub use memory::MemoryEngine;
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksEngine;
 
 /// Storage failures. Every engine reports through this one type.

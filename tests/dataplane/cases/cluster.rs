@@ -9,12 +9,12 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::cluster_client::ClusterClient;
-use shardline_tests::{code, kinesis_client_without_retries, read_shard, Server};
+use shardline_tests::{code, kinesis_client_without_retries, read_shard, Internal, Server};
 
 const STREAM: &str = "orders";
 
-async fn cluster(server: &Server) -> Result<ClusterClient<tonic::transport::Channel>> {
-    Ok(ClusterClient::connect(server.endpoint.clone()).await?)
+async fn cluster(server: &Server) -> Result<ClusterClient<Internal>> {
+    Ok(ClusterClient::new(server.internal().await?))
 }
 
 async fn put_batch(client: &aws_sdk_kinesis::Client, round: usize) -> Result<BTreeMap<String, String>> {

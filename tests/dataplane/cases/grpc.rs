@@ -1,16 +1,17 @@
-//! The `shardline.v1` gRPC services on the Kinesis port, through a tonic client: admin, puts,
-//! reads, a subscription that receives records put after it opened, the per-stream
-//! throughput switch, and errors carrying the Kinesis error type.
+//! The `shardline.v1` gRPC services through a tonic client: admin on the internal port (with
+//! the token), puts, reads and a subscription on the Kinesis port that receives records put
+//! after it opened, the per-stream throughput switch, and errors carrying the Kinesis error
+//! type.
 
 use std::time::{Duration, Instant};
 
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::admin_client::AdminClient;
 use shardline_proto::v1::records_client::RecordsClient;
-use shardline_tests::Server;
+use shardline_tests::{Internal, Server};
 use tonic::transport::Channel;
 
-async fn active(admin: &mut AdminClient<Channel>, name: &str, shards: u32) -> anyhow::Result<pb::StreamDescription> {
+async fn active(admin: &mut AdminClient<Internal>, name: &str, shards: u32) -> anyhow::Result<pb::StreamDescription> {
     admin.create_stream(pb::CreateStreamRequest { stream_name: name.into(), shard_count: shards }).await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -29,6 +30,7 @@ fn latest(stream: &str) -> pb::GetRecordsRequest {
         stream_name: stream.into(),
         shard_id: "shardId-000000000000".into(),
         position: pb::StartingPosition::Latest.into(),
+        consumer: "app".into(),
         ..Default::default()
     }
 }
@@ -42,7 +44,7 @@ async fn grpc_puts_reads_and_subscribes_on_the_kinesis_port() -> anyhow::Result<
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir, &[])?;
     let channel = Channel::from_shared(server.endpoint.clone())?.connect().await?;
-    let mut admin = AdminClient::new(channel.clone());
+    let mut admin = AdminClient::new(server.internal().await?);
     let mut records = RecordsClient::new(channel);
     let description = active(&mut admin, "rpc", 1).await?;
     assert_eq!(description.shards.len(), 1);
@@ -95,7 +97,17 @@ async fn grpc_puts_reads_and_subscribes_on_the_kinesis_port() -> anyhow::Result<
         pushed.extend(event.records.into_iter().map(|r| r.data));
     }
     assert_eq!(pushed, vec![b"pushed".to_vec()]);
-    let mut open_subscription = records.subscribe(latest("rpc")).await?.into_inner();
+    // One subscription per application and shard, as SubscribeToShard allows per consumer.
+    let second = records.subscribe(latest("rpc")).await.expect_err("a second subscription");
+    assert_eq!(second.code(), tonic::Code::FailedPrecondition, "{second:?}");
+    let mut anonymous = latest("rpc");
+    anonymous.consumer.clear();
+    let anonymous = records.subscribe(anonymous).await.expect_err("no consumer");
+    assert_eq!(anonymous.code(), tonic::Code::InvalidArgument, "{anonymous:?}");
+    let mut other_application = latest("rpc");
+    other_application.consumer = "other".into();
+    let mut open_subscription = records.subscribe(other_application).await?.into_inner();
+    drop(subscription);
 
     // Errors carry the Kinesis type.
     let missing =
@@ -137,7 +149,7 @@ async fn the_throughput_switch_is_per_stream() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir, &[])?;
     let channel = Channel::from_shared(server.endpoint.clone())?.connect().await?;
-    let mut admin = AdminClient::new(channel.clone());
+    let mut admin = AdminClient::new(server.internal().await?);
     let mut records = RecordsClient::new(channel);
     active(&mut admin, "limited", 1).await?;
     active(&mut admin, "free", 1).await?;
@@ -169,7 +181,7 @@ async fn lease_calls_refuse_bad_input_with_typed_statuses() -> anyhow::Result<()
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir, &[])?;
     let channel = Channel::from_shared(server.endpoint.clone())?.connect().await?;
-    let mut admin = AdminClient::new(channel.clone());
+    let mut admin = AdminClient::new(server.internal().await?);
     let mut leases = LeasesClient::new(channel);
     active(&mut admin, "leased", 1).await?;
     let list = |application: &str| pb::ListLeasesRequest {

@@ -241,7 +241,7 @@ async fn unowned_shards_are_unavailable_and_layouts_respect_the_shard_limit() ->
         retention_hours: 24,
         ..Default::default()
     };
-    let mut cluster = ClusterClient::connect(server.endpoint.clone()).await?;
+    let mut cluster = ClusterClient::new(server.internal().await?);
     cluster.assign(pb::AssignRequest { layout: Some(layout.clone()) }).await?;
     let client = kinesis_client_without_retries(&server.endpoint);
     // "user-1" hashes into the upper half: shard 1, which nobody owns.
@@ -338,7 +338,7 @@ async fn a_peer_that_never_answers_costs_a_deadline_not_a_hang() -> anyhow::Resu
         initial_owners: vec!["near-0-0".into(), "far-0-0".into()],
         ..Default::default()
     };
-    ClusterClient::connect(server.endpoint.clone()).await?.assign(pb::AssignRequest { layout: Some(layout) }).await?;
+    ClusterClient::new(server.internal().await?).assign(pb::AssignRequest { layout: Some(layout) }).await?;
     let client = kinesis_client_without_retries(&server.endpoint);
     let started = Instant::now();
     // "user-1" hashes into the upper half: shard 1, on the silent peer.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use shardline::consumer::{
     Checkpointer, Position, ProcessRecordsInput, Retrieval, ShardRecordProcessor, Worker, WorkerConfig,
@@ -22,12 +22,15 @@ use shardline::consumer::{
 use shardline::producer::{Producer, ProducerConfig};
 use shardline_operator::crd::consumer::Consumer;
 use shardline_operator::crd::stream::{Phase, Stream};
+use shardline_proto::auth::BearerToken;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::cluster_client::ClusterClient;
 use shardline_tests::kube::nodes::{describe_pods, OPERATOR_NAMESPACE, ZONES};
 use shardline_tests::kube::{kubectl, Cluster};
 use shardline_tests::{code, kinesis_client, kinesis_client_without_retries, read_shard, Server};
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 const NS: &str = "default";
 const STREAM: &str = "orders";
@@ -65,13 +68,46 @@ async fn endpoint(cluster: &Cluster, pod: &str) -> Result<String> {
     cluster.pod_endpoint(NS, pod, 4567).await?.with_context(|| format!("{pod} is not Ready"))
 }
 
+/// The stream's internal token, from the Secret the operator made.
+async fn internal_token(cluster: &Cluster) -> Result<BearerToken> {
+    let secrets: Api<Secret> = Api::namespaced(cluster.plane.client()?, NS);
+    let secret = secrets.get(&format!("{STREAM}-internal-token")).await?;
+    let owner = secret.metadata.owner_references.unwrap_or_default();
+    ensure!(owner.iter().any(|o| o.kind == "Stream" && o.name == STREAM), "the token Secret is not the Stream's");
+    let bytes = secret.data.unwrap_or_default().remove("token").context("no token in the Secret")?.0;
+    BearerToken::new(std::str::from_utf8(&bytes)?.trim()).context("token is not ASCII")
+}
+
+/// A Cluster client for a Ready pod's internal port, with the stream's token.
+async fn cluster_client(
+    cluster: &Cluster,
+    pod: &str,
+) -> Result<ClusterClient<InterceptedService<Channel, BearerToken>>> {
+    let address = cluster.pod_endpoint(NS, pod, 4569).await?.with_context(|| format!("{pod} is not Ready"))?;
+    let channel = Channel::from_shared(address)?.connect().await?;
+    Ok(ClusterClient::with_interceptor(channel, internal_token(cluster).await?))
+}
+
 async fn states(cluster: &Cluster) -> Result<Vec<pb::ClusterStateResponse>> {
     let mut out = Vec::new();
     for pod in PODS {
-        let mut client = ClusterClient::connect(endpoint(cluster, pod).await?).await?;
+        let mut client = cluster_client(cluster, pod).await?;
         out.push(client.state(pb::ClusterStateRequest { stream_name: STREAM.into() }).await?.into_inner());
     }
     Ok(out)
+}
+
+/// A client in the cluster without the token (here, on the pod network) cannot reach the
+/// servers' Cluster service: the internal port refuses it, the Kinesis port does not serve it.
+async fn strangers_are_refused(cluster: &Cluster) -> Result<()> {
+    let internal = cluster.pod_endpoint(NS, PODS[0], 4569).await?.context("not Ready")?;
+    let mut stranger = ClusterClient::new(Channel::from_shared(internal)?.connect().await?);
+    let refused = stranger.release(pb::ReleaseRequest { stream_name: STREAM.into() }).await.expect_err("no token");
+    ensure!(refused.code() == tonic::Code::Unauthenticated, "internal port without a token: {refused:?}");
+    let mut public = ClusterClient::new(Channel::from_shared(endpoint(cluster, PODS[0]).await?)?.connect().await?);
+    let refused = public.release(pb::ReleaseRequest { stream_name: STREAM.into() }).await.expect_err("public");
+    ensure!(refused.code() == tonic::Code::Unimplemented, "Kinesis port: {refused:?}");
+    Ok(())
 }
 
 async fn scale(streams: &Api<Stream>, shards: u32) -> Result<()> {
@@ -232,6 +268,7 @@ pub async fn stream_lifecycle(cluster: &Cluster) -> Result<()> {
     assert!(services.get_opt("orders").await?.is_some() && services.get_opt("orders-servers").await?.is_some());
     let finalizers = active.metadata.finalizers.clone().unwrap_or_default();
     assert!(finalizers.iter().any(|f| f == "streams.shardline.io/cleanup"));
+    strangers_are_refused(cluster).await?;
     let (first, second) = (endpoint(cluster, PODS[0]).await?, endpoint(cluster, PODS[1]).await?);
 
     // kubectl scale 4 → 8 → 3 while a producer writes through one server.
@@ -415,8 +452,7 @@ pub async fn stream_lifecycle(cluster: &Cluster) -> Result<()> {
     // trace of the stream.
     let volume = cluster.volume_dir(NS, &format!("data-{}", PODS[0]));
     let leftover = Server::start_cluster(&volume, PODS[0], "127.0.0.1:0", &[])?;
-    let state = ClusterClient::connect(leftover.endpoint.clone())
-        .await?
+    let state = ClusterClient::new(leftover.internal().await?)
         .state(pb::ClusterStateRequest { stream_name: STREAM.into() })
         .await?
         .into_inner();

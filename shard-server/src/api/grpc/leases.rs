@@ -25,21 +25,40 @@ impl LeasesService {
         Self { node }
     }
 
-    fn update(&self, request: pb::UpdateLeaseRequest, change: LeaseChange) -> Result<Response<pb::Lease>, Status> {
+    async fn update(
+        &self,
+        request: pb::UpdateLeaseRequest,
+        change: LeaseChange,
+    ) -> Result<Response<pb::Lease>, Status> {
         if request.owner.is_empty() {
             return Err(invalid("owner must be set"));
         }
         let lease: Lease = self
-            .node
-            .update_lease(
-                &request.application,
-                &request.stream_name,
-                &request.shard_id,
-                request.expected_counter,
-                change,
-            )
-            .map_err(from_error)?;
+            .off_workers(move |node| {
+                node.update_lease(
+                    &request.application,
+                    &request.stream_name,
+                    &request.shard_id,
+                    request.expected_counter,
+                    change,
+                )
+            })
+            .await?;
         Ok(Response::new(pb::Lease::from(&lease)))
+    }
+
+    /// Runs a lease-table call (a synced write under the table's lock) on the blocking pool, so
+    /// a burst of lease calls waits there and never holds the async workers that serve
+    /// everything else.
+    async fn off_workers<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Node) -> crate::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || call(&node))
+            .await
+            .map_err(|err| Status::internal(err.to_string()))?
+            .map_err(from_error)
     }
 }
 
@@ -65,7 +84,8 @@ impl pb::leases_server::Leases for LeasesService {
             Some(position) => wire::checkpoint(position).ok_or_else(|| invalid("initial_position has no kind"))?,
             None => crate::lease::Checkpoint::TrimHorizon,
         };
-        let leases = self.node.leases(&request.application, &request.stream_name, &initial).map_err(from_error)?;
+        let leases =
+            self.off_workers(move |node| node.leases(&request.application, &request.stream_name, &initial)).await?;
         Ok(Response::new(pb::ListLeasesResponse { leases: leases.iter().map(pb::Lease::from).collect() }))
     }
 
@@ -75,7 +95,7 @@ impl pb::leases_server::Leases for LeasesService {
         }
         let request = request.into_inner();
         let owner = request.owner.clone();
-        self.update(request, LeaseChange::Take { owner })
+        self.update(request, LeaseChange::Take { owner }).await
     }
 
     async fn renew_lease(&self, request: Request<pb::UpdateLeaseRequest>) -> Result<Response<pb::Lease>, Status> {
@@ -84,7 +104,7 @@ impl pb::leases_server::Leases for LeasesService {
         }
         let request = request.into_inner();
         let owner = request.owner.clone();
-        self.update(request, LeaseChange::Renew { owner })
+        self.update(request, LeaseChange::Renew { owner }).await
     }
 
     async fn evict_lease(&self, request: Request<pb::UpdateLeaseRequest>) -> Result<Response<pb::Lease>, Status> {
@@ -93,7 +113,7 @@ impl pb::leases_server::Leases for LeasesService {
         }
         let request = request.into_inner();
         let owner = request.owner.clone();
-        self.update(request, LeaseChange::Evict { owner })
+        self.update(request, LeaseChange::Evict { owner }).await
     }
 
     async fn checkpoint(&self, request: Request<pb::CheckpointRequest>) -> Result<Response<pb::Lease>, Status> {
@@ -110,13 +130,15 @@ impl pb::leases_server::Leases for LeasesService {
             lease,
             LeaseChange::Checkpoint { owner, checkpoint, sub_sequence_number: message.sub_sequence_number },
         )
+        .await
     }
 
     async fn delete_application(
         &self,
         request: Request<pb::DeleteApplicationRequest>,
     ) -> Result<Response<pb::DeleteApplicationResponse>, Status> {
-        let deleted = self.node.delete_application(&request.into_inner().application).map_err(from_error)?;
+        let application = request.into_inner().application;
+        let deleted = self.off_workers(move |node| node.delete_application(&application)).await?;
         Ok(Response::new(pb::DeleteApplicationResponse { deleted: u32::try_from(deleted).unwrap_or(u32::MAX) }))
     }
 }

@@ -1,6 +1,7 @@
-//! The `shardline.v1` gRPC front (tonic): record traffic and stream administration for the
-//! client crate and the operator, on the same port as the Kinesis HTTP API and over the same
-//! node and errors. A failure's gRPC status carries the Kinesis error type in the
+//! The `shardline.v1` gRPC front (tonic) over the same node and errors as the Kinesis API:
+//! record traffic (`Records`) and the lease table (`Leases`) on the Kinesis port, for
+//! applications; stream administration (`Admin`) and the operator's calls (`Cluster`) on the
+//! internal port only, each call checked against the internal token. A failure's gRPC status carries the Kinesis error type in the
 //! `x-shardline-error` metadata entry, so both fronts report a failure the same way.
 
 pub mod admin;
@@ -10,16 +11,21 @@ pub mod records;
 
 use std::sync::Arc;
 
+use axum::routing::any;
 use axum::Router;
 use shardline_proto::v1::admin_server::AdminServer;
 use shardline_proto::v1::cluster_server::ClusterServer;
 use shardline_proto::v1::leases_server::LeasesServer;
 use shardline_proto::v1::records_server::RecordsServer;
+use tokio::sync::Semaphore;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
 
 use crate::api::kinesis::error::{ApiError, ErrorCode};
+use crate::credential::InternalToken;
 use crate::error::Error;
 use crate::node::{next_hop, Hop, Node};
 use crate::peers::FORWARDED;
@@ -28,16 +34,50 @@ use crate::placement::Route;
 /// Metadata key holding the Kinesis error type of a failed call.
 pub const ERROR_TYPE_METADATA: &str = "x-shardline-error";
 
-/// Adds the gRPC services to `router` at their `/shardline.v1.<Service>/<Method>` paths.
-pub fn routes(router: Router, node: Arc<Node>) -> Router {
+/// Adds the public gRPC services (`Records`, `Leases`) to `router` at their
+/// `/shardline.v1.<Service>/<Method>` paths, sharing the Kinesis API's in-flight limit. The
+/// internal services answer there that they are served elsewhere.
+pub fn routes(router: Router, node: Arc<Node>, in_flight: Arc<Semaphore>) -> Router {
+    let limit = GlobalConcurrencyLimitLayer::with_semaphore(in_flight);
+    let elsewhere = |service: &'static str| {
+        any(move || async move {
+            Status::unimplemented(format!("{service} is served on the internal port (--internal-listen) only"))
+                .into_http::<axum::body::Body>()
+        })
+    };
     router
         .route_service(
             "/shardline.v1.Records/{*method}",
-            RecordsServer::new(records::RecordsService::new(node.clone())),
+            ServiceBuilder::new()
+                .layer(limit.clone())
+                .service(RecordsServer::new(records::RecordsService::new(node.clone()))),
         )
-        .route_service("/shardline.v1.Admin/{*method}", AdminServer::new(admin::AdminService::new(node.clone())))
-        .route_service("/shardline.v1.Leases/{*method}", LeasesServer::new(leases::LeasesService::new(node.clone())))
-        .route_service("/shardline.v1.Cluster/{*method}", ClusterServer::new(cluster::ClusterService::new(node)))
+        .route_service(
+            "/shardline.v1.Leases/{*method}",
+            ServiceBuilder::new().layer(limit).service(LeasesServer::new(leases::LeasesService::new(node))),
+        )
+        .route("/shardline.v1.Admin/{*method}", elsewhere("shardline.v1.Admin"))
+        .route("/shardline.v1.Cluster/{*method}", elsewhere("shardline.v1.Cluster"))
+}
+
+/// The internal listener's routes: `Admin` and `Cluster`, every call checked against `token`.
+pub fn internal_router(node: Arc<Node>, token: InternalToken) -> Router {
+    let admin_token = token.clone();
+    Router::new()
+        .route_service(
+            "/shardline.v1.Admin/{*method}",
+            AdminServer::with_interceptor(admin::AdminService::new(node.clone()), move |request| {
+                admin_token.check(request)
+            }),
+        )
+        .route_service(
+            "/shardline.v1.Cluster/{*method}",
+            ClusterServer::with_interceptor(cluster::ClusterService::new(node), move |request| token.check(request)),
+        )
+        .fallback(|| async {
+            Status::unimplemented("the internal port serves shardline.v1.Admin and Cluster")
+                .into_http::<axum::body::Body>()
+        })
 }
 
 /// The gRPC status of a Kinesis-level error.
@@ -51,6 +91,7 @@ pub fn status(err: ApiError) -> Status {
         ErrorCode::ExpiredIterator | ErrorCode::ExpiredNextToken => Code::OutOfRange,
         ErrorCode::DryRunOperation | ErrorCode::LeaseConflict => Code::Aborted,
         ErrorCode::RequestTooLarge => Code::ResourceExhausted,
+        ErrorCode::RequestTimeout => Code::DeadlineExceeded,
         ErrorCode::InternalFailure => Code::Internal,
         ErrorCode::AccessDenied => Code::PermissionDenied,
         ErrorCode::Unavailable => Code::Unavailable,

@@ -202,10 +202,17 @@ impl pb::records_server::Records for RecordsService {
         }
         let request = request.into_inner();
         let position = start(request.position, &request.sequence_number, request.timestamp_ms)?;
-        let events = self.node.follow(&request.stream_name, &request.shard_id, position).map_err(from_error)?;
-        let stream = futures_util::stream::unfold(events, |mut events| async move {
-            let item = events.recv().await?.map(event).map_err(from_error);
-            Some((item, events))
+        let events = self
+            .node
+            .follow(&request.stream_name, &request.shard_id, position, &request.consumer)
+            .map_err(from_error)?;
+        // Each event's share of the subscription buffer is held until the next one is asked
+        // for, so what waits in the transport for a slow client is counted too.
+        let stream = futures_util::stream::unfold((events, None), |(mut events, held)| async move {
+            drop(held);
+            let next = events.recv().await?;
+            let room = next.as_ref().ok().and_then(|e| e.room.clone());
+            Some((next.map(event).map_err(from_error), (events, room)))
         });
         Ok(Response::new(Box::pin(stream)))
     }

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     DryRunOperation,
     /// The request body is larger than any valid request.
     RequestTooLarge,
+    /// The request body did not arrive in time (retryable).
+    RequestTimeout,
     /// A fault inside the server.
     InternalFailure,
     /// The caller may not do this here (cluster mode: topology belongs to the operator).
@@ -62,6 +64,8 @@ impl ErrorCode {
             ErrorCode::ExpiredNextToken => ("ExpiredNextTokenException", StatusCode::BAD_REQUEST),
             ErrorCode::DryRunOperation => ("DryRunOperationException", StatusCode::BAD_REQUEST),
             ErrorCode::RequestTooLarge => ("SerializationException", StatusCode::PAYLOAD_TOO_LARGE),
+            // The type AWS SDKs treat as a transient timeout and retry.
+            ErrorCode::RequestTimeout => ("RequestTimeoutException", StatusCode::REQUEST_TIMEOUT),
             ErrorCode::InternalFailure => ("InternalFailure", StatusCode::INTERNAL_SERVER_ERROR),
             ErrorCode::AccessDenied => ("AccessDeniedException", StatusCode::BAD_REQUEST),
             // Kinesis' per-record and whole-call code for a transient server-side failure.

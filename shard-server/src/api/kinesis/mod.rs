@@ -13,13 +13,17 @@ pub mod stream_ref;
 pub mod validate;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
+use futures_util::StreamExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::codec::Wire;
 use self::error::{ApiError, ErrorCode};
@@ -30,6 +34,8 @@ use crate::node::Node;
 /// Largest request body accepted: a PutRecord of the largest record the model allows (10 MiB,
 /// base64-encoded) with room to spare. Anything larger is refused before it is parsed.
 pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+/// Bytes of each request body that need no room in the body buffer.
+const FREE_BODY_BYTES: usize = 16 << 10;
 /// The target prefix of Kinesis Data Streams' API version.
 pub const TARGET_PREFIX: &str = "Kinesis_20131202.";
 
@@ -204,15 +210,103 @@ pub async fn dispatch(op: Operation, wire: Wire, body: &[u8], node: &Arc<Node>) 
     encoded.map(Answer::Body)
 }
 
-/// The HTTP routes: the Kinesis endpoint on every path, `GET /health`, and the gRPC services
-/// at their own paths.
-pub fn router(node: Arc<Node>) -> Router {
-    let kinesis = Router::new().route("/health", get(|| async { "ok" })).fallback(handle).with_state(node.clone());
-    crate::api::grpc::routes(kinesis, node)
+/// How the Kinesis endpoint admits requests.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Requests processed at once (bodies read, not yet answered); more wait for a slot.
+    pub max_in_flight: usize,
+    /// How long a request's body may take to arrive once its headers have.
+    pub body_timeout: Duration,
+    /// Bytes of request bodies held at once (received, not yet answered), in all.
+    pub body_buffer_bytes: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self { max_in_flight: 4096, body_timeout: Duration::from_secs(60), body_buffer_bytes: 1 << 30 }
+    }
+}
+
+/// What [`handle`] admits requests with.
+#[derive(Debug)]
+struct Admission {
+    in_flight: Arc<Semaphore>,
+    body_timeout: Duration,
+    /// One permit per body byte held; taken as the bytes arrive, so a client holds only what
+    /// it has really sent.
+    body_buffer: Arc<Semaphore>,
+}
+
+/// The HTTP routes: the Kinesis endpoint on every path, `GET /health` (never queued behind
+/// other requests), and the public gRPC services at their own paths.
+pub fn router(node: Arc<Node>, limits: RequestLimits) -> Router {
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let admission = Arc::new(Admission {
+        in_flight: in_flight.clone(),
+        body_timeout: limits.body_timeout,
+        body_buffer: Arc::new(Semaphore::new(
+            limits.body_buffer_bytes.clamp(MAX_REQUEST_BYTES, Semaphore::MAX_PERMITS),
+        )),
+    });
+    let kinesis = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .fallback(handle)
+        .layer(Extension(admission))
+        .with_state(node.clone());
+    crate::api::grpc::routes(kinesis, node, in_flight)
+}
+
+/// Reads a whole body of at most [`MAX_REQUEST_BYTES`] within the body timeout, taking room
+/// in the body buffer for each chunk as it arrives (the returned permit holds it until the
+/// answer is made). A slow body only holds its connection and the bytes it sent: the request
+/// takes an in-flight slot once its body is here.
+async fn read_body(
+    body: Body,
+    admission: &Admission,
+) -> Result<(bytes::Bytes, Option<OwnedSemaphorePermit>), ApiError> {
+    let collect = async {
+        let mut chunks = body.into_data_stream();
+        let mut buffer = Vec::new();
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|_| ApiError::serialization("The request body could not be read."))?;
+            if buffer.len() + chunk.len() > MAX_REQUEST_BYTES {
+                return Err(ApiError::new(
+                    ErrorCode::RequestTooLarge,
+                    format!("The request body exceeds the limit of {MAX_REQUEST_BYTES} bytes."),
+                ));
+            }
+            // The first bytes of every body are free (the connection cap bounds them), so a
+            // full buffer never holds up the small calls: ListStreams, DescribeStream, leases.
+            let beyond_free = (buffer.len() + chunk.len()).saturating_sub(FREE_BODY_BYTES.max(buffer.len()));
+            if beyond_free > 0 {
+                let room = u32::try_from(beyond_free).unwrap_or(u32::MAX);
+                let permit =
+                    admission.body_buffer.clone().acquire_many_owned(room).await.map_err(|_| ApiError::internal())?;
+                match held.as_mut() {
+                    Some(held) => held.merge(permit),
+                    None => held = Some(permit),
+                }
+            }
+            buffer.extend_from_slice(&chunk);
+        }
+        Ok((bytes::Bytes::from(buffer), held))
+    };
+    match tokio::time::timeout(admission.body_timeout, collect).await {
+        Ok(read) => read,
+        Err(_) => Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("The request body did not arrive within {} seconds.", admission.body_timeout.as_secs_f64()),
+        )),
+    }
 }
 
 #[tracing::instrument(name = "kinesis", skip_all, fields(op))]
-async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
+async fn handle(
+    State(node): State<Arc<Node>>,
+    Extension(admission): Extension<Arc<Admission>>,
+    request: Request,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -232,12 +326,8 @@ async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
         }
         let op = Operation::from_target(parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()))?;
         tracing::Span::current().record("op", tracing::field::debug(op));
-        let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|_| {
-            ApiError::new(
-                ErrorCode::RequestTooLarge,
-                format!("The request body exceeds the limit of {MAX_REQUEST_BYTES} bytes."),
-            )
-        })?;
+        let (body, _room) = read_body(body, &admission).await?;
+        let _slot = admission.in_flight.acquire().await.map_err(|_| ApiError::internal())?;
         if let Some(address) = relay::destination(&node, op, wire, &parts.headers, &body)? {
             let streaming = op == Operation::SubscribeToShard;
             let relayed =

@@ -88,15 +88,21 @@ impl Request {
                 .add_header(header(":content-type", "application/json")),
         );
         let first = futures_util::stream::iter([Ok::<_, std::io::Error>(initial)]);
-        let rest = futures_util::stream::unfold(events, |mut events| async move {
-            let frame = match events.recv().await? {
-                Ok(event) => event_frame(event),
+        // Each event's share of the subscription buffer is held until the next one is asked
+        // for, so what waits in the transport for a slow client is counted too.
+        let rest = futures_util::stream::unfold((events, None), |(mut events, held)| async move {
+            drop(held);
+            let (frame, room) = match events.recv().await? {
+                Ok(event) => {
+                    let room = event.room.clone();
+                    (event_frame(event), room)
+                }
                 Err(err) => {
                     let err = ApiError::from(err);
-                    exception_frame(err.code.wire().0, &err.message)
+                    (exception_frame(err.code.wire().0, &err.message), None)
                 }
             };
-            Some((Ok(frame), events))
+            Some((Ok(frame), (events, room)))
         });
         Ok(Body::from_stream(first.chain(rest)))
     }
