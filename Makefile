@@ -8,7 +8,7 @@ DATA_DIR ?= ./shardline-data
 LISTEN ?= 127.0.0.1:4567
 ENDPOINT ?= http://127.0.0.1:4567
 
-.PHONY: deps release standalone test lint bench kinesalite crds images kind helm-tools nodes
+.PHONY: deps release standalone test lint fuzz bench kinesalite crds images kind helm-tools nodes
 
 ## deps: system packages the build needs (libclang for RocksDB's bindings)
 deps:
@@ -46,6 +46,10 @@ test: deps
 lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
+
+## fuzz: every libFuzzer target in fuzz/ (the network decoders) for FUZZ_SECS each (default 60)
+fuzz:
+	bash scripts/fuzz.sh $(or $(FUZZ_SECS),60)
 
 ## bench: shardctl bench against ENDPOINT (start `make standalone` first)
 bench: release
