@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::append::Appender;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::consumer::Subscriptions;
 use crate::error::{Error, Result};
@@ -140,7 +140,7 @@ impl Node {
     pub fn open(config: Config) -> Result<Arc<Self>, OpenError> {
         crate::data_dir::prepare(&config.data_dir)?;
         let engine = crate::store::RocksEngine::open(&config.data_dir).map_err(Error::from)?;
-        Self::open_with(config, Arc::new(engine), Arc::new(SystemClock))
+        Self::open_with(config, Arc::new(engine), Arc::new(crate::clock::SystemClock))
     }
 
     /// Opens the data plane over any engine and clock (tests use the memory engine and a
