@@ -5,8 +5,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use shard_server::clock::ManualClock;
-use shard_server::stream::{NewStream, StreamMode};
 use shard_server::store::MemoryEngine;
+use shard_server::stream::{NewStream, StreamMode};
 use shard_server::{Config, Node};
 
 /// The stream the fuzzed requests can find (two shards).
@@ -16,11 +16,8 @@ pub const STREAM: &str = "fuzzed";
 pub fn node() -> &'static (tokio::runtime::Runtime, Arc<Node>) {
     static NODE: OnceLock<(tokio::runtime::Runtime, Arc<Node>)> = OnceLock::new();
     NODE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
         let node = runtime.block_on(async {
             let mut config = Config::new("/nonexistent-fuzz-data-dir");
             config.stream_transition = Duration::ZERO;
