@@ -1,8 +1,11 @@
 //! Enhanced fan-out consumers: their registration on a stream (CREATING → ACTIVE, DELETING →
 //! gone), their ARNs, and the rule of one subscription per consumer and shard at a time.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +70,8 @@ pub fn parse_arn(arn: &str) -> Option<(&str, &str, u64)> {
 #[derive(Debug)]
 pub struct Subscriptions {
     max: usize,
-    open: Mutex<HashSet<(String, u32)>>,
+    next_id: AtomicU64,
+    open: Mutex<HashMap<(String, u32), (u64, CancellationToken)>>,
 }
 
 /// Holds a subscription slot; dropping it frees the slot.
@@ -75,6 +79,16 @@ pub struct Subscriptions {
 pub struct SubscriptionSlot {
     subscriptions: Arc<Subscriptions>,
     key: (String, u32),
+    id: u64,
+    ended: CancellationToken,
+}
+
+impl SubscriptionSlot {
+    /// Cancelled when a newer subscription of the same subscriber to the same shard replaced
+    /// this one.
+    pub fn ended(&self) -> &CancellationToken {
+        &self.ended
+    }
 }
 
 /// Why a subscription cannot open.
@@ -89,7 +103,7 @@ pub enum SlotRefusal {
 impl Subscriptions {
     /// At most `max` subscriptions at once.
     pub fn new(max: usize) -> Self {
-        Self { max, open: Mutex::new(HashSet::new()) }
+        Self { max, next_id: AtomicU64::new(0), open: Mutex::new(HashMap::new()) }
     }
 
     /// The most subscriptions open at once.
@@ -97,25 +111,46 @@ impl Subscriptions {
         self.max
     }
 
-    /// Takes the slot of `subscriber` on `shard`.
+    /// Takes the slot of `subscriber` on `shard`; refused while one is open (SubscribeToShard's
+    /// rule).
     pub fn take(self: &Arc<Self>, subscriber: &str, shard: u32) -> Result<SubscriptionSlot, SlotRefusal> {
+        self.open_slot(subscriber, shard, false)
+    }
+
+    /// Takes the slot of `subscriber` on `shard`, ending the one open there if any: the newer
+    /// subscription (a lease's new holder) wins, and there is still only one.
+    pub fn replace(self: &Arc<Self>, subscriber: &str, shard: u32) -> Result<SubscriptionSlot, SlotRefusal> {
+        self.open_slot(subscriber, shard, true)
+    }
+
+    fn open_slot(
+        self: &Arc<Self>,
+        subscriber: &str,
+        shard: u32,
+        replace: bool,
+    ) -> Result<SubscriptionSlot, SlotRefusal> {
         let key = (subscriber.to_owned(), shard);
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if open.contains(&key) {
-            return Err(SlotRefusal::Taken);
+        match open.get(&key) {
+            Some((_, ended)) if replace => ended.cancel(),
+            Some(_) => return Err(SlotRefusal::Taken),
+            None if open.len() >= self.max => return Err(SlotRefusal::Full),
+            None => {}
         }
-        if open.len() >= self.max {
-            return Err(SlotRefusal::Full);
-        }
-        open.insert(key.clone());
-        Ok(SubscriptionSlot { subscriptions: self.clone(), key })
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let ended = CancellationToken::new();
+        open.insert(key.clone(), (id, ended.clone()));
+        Ok(SubscriptionSlot { subscriptions: self.clone(), key, id, ended })
     }
 }
 
 impl Drop for SubscriptionSlot {
     fn drop(&mut self) {
         let mut open = self.subscriptions.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        open.remove(&self.key);
+        // A replaced slot's place belongs to its replacement now.
+        if open.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            open.remove(&self.key);
+        }
     }
 }
 
@@ -139,6 +174,13 @@ mod tests {
         assert_eq!(subscriptions.take(&arn, 2).err(), Some(SlotRefusal::Full), "two at most");
         drop(slot);
         assert!(subscriptions.take(&arn, 0).is_ok());
-        drop(other);
+        let held = subscriptions.take(&arn, 0).expect("free again");
+        assert_eq!(subscriptions.replace("grpc:s/app", 5).err(), Some(SlotRefusal::Full), "a new one still counts");
+        drop((held, other));
+        let first = subscriptions.replace("grpc:s/app", 5).expect("room");
+        let second = subscriptions.replace("grpc:s/app", 5).expect("replaces");
+        assert!(first.ended().is_cancelled() && !second.ended().is_cancelled());
+        drop(first);
+        assert_eq!(subscriptions.take("grpc:s/app", 5).err(), Some(SlotRefusal::Taken), "the replacement holds it");
     }
 }

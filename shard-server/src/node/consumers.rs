@@ -214,13 +214,15 @@ impl Node {
         let (index, position) = self.resolve_start(&stream, shard, start)?;
         // Requests are relayed to a shard's owner: served here only if this is it.
         super::next_hop(self.route_in(&stream.def(), index), super::Hop::Forwarded)?;
-        let slot = self.subscription_slot(&view.arn, &view.arn, index)?;
+        let slot = self.subscription_slot(self.subscriptions.take(&view.arn, index), &view.arn, index)?;
         Ok(self.start_push(stream, index, position, slot))
     }
 
     /// Follows one shard for an application without a registered consumer (the gRPC
-    /// Subscribe call), by SubscribeToShard's rules: one subscription per application and
-    /// shard, ending after the subscription lifetime, counted in the server's cap.
+    /// Subscribe call), by SubscribeToShard's rules but for one: one subscription per
+    /// application and shard, ending after the subscription lifetime, counted in the server's
+    /// cap; a newer one replaces the open one (the lease's new holder must not wait for the
+    /// old holder to notice it lost the lease).
     pub fn follow(
         self: &Arc<Self>,
         stream_name: &str,
@@ -237,12 +239,17 @@ impl Node {
         let stream = self.readable_stream(stream_name)?;
         let (index, position) = self.resolve_start(&stream, shard, start)?;
         let subscriber = format!("grpc:{stream_name}/{application}");
-        let slot = self.subscription_slot(&subscriber, application, index)?;
+        let slot = self.subscription_slot(self.subscriptions.replace(&subscriber, index), application, index)?;
         Ok(self.start_push(stream, index, position, slot))
     }
 
-    fn subscription_slot(self: &Arc<Self>, subscriber: &str, shown: &str, shard: u32) -> Result<SubscriptionSlot> {
-        self.subscriptions.take(subscriber, shard).map_err(|refusal| match refusal {
+    fn subscription_slot(
+        &self,
+        taken: std::result::Result<SubscriptionSlot, SlotRefusal>,
+        shown: &str,
+        shard: u32,
+    ) -> Result<SubscriptionSlot> {
+        taken.map_err(|refusal| match refusal {
             SlotRefusal::Taken => Error::ResourceInUse(format!(
                 "Another active subscription exists for consumer {shown} and shard {}.",
                 crate::stream::shard_id(shard)
@@ -273,7 +280,7 @@ impl Node {
         stream: Arc<Stream>,
         shard: u32,
         mut position: u64,
-        _slot: SubscriptionSlot,
+        slot: SubscriptionSlot,
         deadline: tokio::time::Instant,
         sender: mpsc::Sender<Result<SubscriptionEvent>>,
     ) {
@@ -300,6 +307,7 @@ impl Node {
                         Err(_) => return,
                     },
                     () = self.shutdown.cancelled() => return,
+                    () = slot.ended().cancelled() => return,
                     () = sender.closed() => return,
                     () = &mut expired => return,
                 };
@@ -350,6 +358,7 @@ impl Node {
                 let sent = tokio::select! {
                     sent = sender.send(Ok(event)) => sent.is_ok(),
                     () = self.shutdown.cancelled() => false,
+                    () = slot.ended().cancelled() => false,
                     () = &mut expired => false,
                 };
                 if !sent || at_end {
@@ -361,6 +370,7 @@ impl Node {
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
+                _ = slot.ended().cancelled() => return,
                 _ = sender.closed() => return,
                 _ = &mut expired => return,
                 _ = &mut appended => {}
