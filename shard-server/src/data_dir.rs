@@ -41,10 +41,6 @@ const SHARED: u32 = 0o077;
 /// Creates `dir` (0700) if needed and makes it and everything in it private to this user.
 pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(SHARED));
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| DataDirError::Io { path, source }
-    };
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
     let mode = std::fs::metadata(dir).map_err(io(dir))?.permissions().mode();
     if mode & SHARED != 0 {
@@ -55,12 +51,14 @@ pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
     close_down(dir)
 }
 
+/// Wraps an I/O failure on `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError {
+    let path = path.to_owned();
+    move |source| DataDirError::Io { path, source }
+}
+
 /// Removes group and other permissions from every entry under `dir`.
 fn close_down(dir: &Path) -> Result<(), DataDirError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| DataDirError::Io { path, source }
-    };
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
         let path = entry.path();
