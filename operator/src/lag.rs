@@ -13,11 +13,11 @@ pub struct Tip {
     pub last_arrival_ms: u64,
 }
 
-/// The per-shard counter inside a Shardline sequence number (its last 20 digits; see the
-/// shard-server's `sequence` module).
+/// The per-shard position a Shardline sequence number encodes.
 pub fn counter_of(sequence_number: &str) -> Option<u64> {
-    let digits = sequence_number.get(sequence_number.len().checked_sub(20)?..)?;
-    digits.parse().ok()
+    use shardline_proto::sequence::{Layout, Position};
+    let position = Position::parse(sequence_number)?;
+    matches!(position.layout, Layout::Current { .. } | Layout::Earlier).then_some(position.counter)
 }
 
 /// Records of the shard not yet checkpointed by the application.
@@ -67,8 +67,9 @@ mod tests {
     fn lag_counts_records_after_the_checkpoint() {
         use pb::checkpoint::Kind;
         let tip = Tip { last_counter: 120, last_arrival_ms: 0 };
-        let sequence = format!("4{:012}{:020}", 3, 100);
+        let sequence = shardline_proto::sequence::SequenceNumber::new(3, 1_000, 100, 2_000).to_string();
         assert_eq!(counter_of(&sequence), Some(100));
+        assert_eq!(counter_of(&format!("4{:012}{:020}", 3, 100)), Some(100));
         assert_eq!(records_behind(Some(&at(Kind::SequenceNumber, &sequence)), tip), 20);
         assert_eq!(records_behind(Some(&at(Kind::TrimHorizon, "")), tip), 120);
         assert_eq!(records_behind(Some(&at(Kind::ShardEnd, "")), tip), 0);

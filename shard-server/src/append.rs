@@ -46,6 +46,8 @@ pub struct Appended {
     pub shard: u32,
     /// Position in the shard.
     pub counter: u64,
+    /// Its sequence number.
+    pub sequence_number: crate::sequence::SequenceNumber,
 }
 
 enum Command {
@@ -368,6 +370,10 @@ impl Writer {
                 }
             }
         }
+        let created_at_ms: HashMap<u32, u64> = {
+            let def = stream.def();
+            entries.iter().filter_map(|e| def.shard(e.shard).map(|s| (e.shard, s.created_at_ms))).collect()
+        };
         let mut results = Vec::with_capacity(entries.len());
         for mut entry in entries {
             let key = (stream.id, entry.shard);
@@ -391,7 +397,9 @@ impl Writer {
             let counter = touch.last_counter;
             shard::stamp_arrival(&mut entry.value, touch.arrival_ms);
             batch.put(Cf::Records, keys::record(stream.id, entry.shard, counter), entry.value);
-            results.push(Appended { shard: entry.shard, counter });
+            let created = created_at_ms.get(&entry.shard).copied().unwrap_or_default();
+            let sequence_number = crate::sequence::SequenceNumber::new(entry.shard, created, counter, touch.arrival_ms);
+            results.push(Appended { shard: entry.shard, counter, sequence_number });
         }
         Ok(results)
     }
@@ -418,7 +426,7 @@ mod tests {
     #[test]
     fn a_deletion_erases_everything_of_its_stream_in_the_same_group() {
         let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let catalog = Catalog::load(engine.clone(), "123456789012".into(), 10).expect("load");
+        let catalog = Catalog::load(engine.clone(), "123456789012".into(), "us-east-1".into(), 10).expect("load");
         let request = NewStream {
             name: "s".into(),
             shard_count: 1,

@@ -35,6 +35,21 @@ pub enum Error {
     /// No shard of that id in the stream.
     #[error("Shard {shard_id} in stream {stream} under account {account} does not exist")]
     ShardNotFound {
+        /// Shard id in canonical form (`shardId-000000000007`).
+        shard_id: String,
+        /// Stream name.
+        stream: String,
+        /// Account id.
+        account: String,
+    },
+    /// A starting sequence number in Kinesis' oldest layout (version 0) for the right shard
+    /// index: Kinesis answers it with a bare internal failure, and so does Shardline.
+    #[error("sequence numbers of layout version 0 name no position")]
+    OldestSequenceLayout,
+    /// A shard id from which no shard index can be read, or (SplitShard, MergeShards) a shard
+    /// the stream does not have.
+    #[error("Could not find shard {shard_id} in stream {stream} under account {account}.")]
+    CouldNotFindShard {
         /// Shard id as given.
         shard_id: String,
         /// Stream name.
@@ -42,6 +57,10 @@ pub enum Error {
         /// Account id.
         account: String,
     },
+    /// A starting sequence number of the right shard index that another shard issued (its
+    /// creation time differs); the API layer words it with the request's fields.
+    #[error("The sequence number did not come from this stream.")]
+    ForeignSequenceNumber,
     /// A resource other than a stream or shard (a consumer) does not exist.
     #[error("{0}")]
     ResourceNotFound(String),
@@ -89,6 +108,16 @@ pub enum Error {
     /// Storage failed underneath.
     #[error(transparent)]
     Store(#[from] store::Error),
+}
+
+impl Error {
+    /// The refusal of a change that would take the account past its shard limit, in
+    /// Kinesis' words.
+    pub fn shard_limit(account: &str, region: &str, current: u64, limit: u32, additional: u64) -> Self {
+        Error::LimitExceeded(format!(
+            "This request would exceed the shard limit for the account {account} in {region}. Current shard count for the account: {current}. Limit: {limit}. Number of additional shards that would have resulted from this request: {additional}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits."
+        ))
+    }
 }
 
 /// Result alias for data-plane calls.

@@ -53,9 +53,17 @@ pub enum IteratorError {
     },
 }
 
+/// A time as Kinesis writes it in messages (Java's `Date.toString` in UTC):
+/// `Wed Dec 02 18:50:00 UTC 2026`.
 fn format_ms(ms: u64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(time).to_string()
+    // `Wed, 02 Dec 2026 18:50:00 GMT`
+    let http = httpdate::fmt_http_date(time);
+    let pieces: Vec<&str> = http.trim_end_matches(" GMT").split([',', ' ']).filter(|p| !p.is_empty()).collect();
+    match pieces.as_slice() {
+        [weekday, day, month, year, clock] => format!("{weekday} {month} {day} {clock} UTC {year}"),
+        _ => http,
+    }
 }
 
 /// Encodes and checks iterators with one server secret.
@@ -175,6 +183,12 @@ fn fields(body: &[u8]) -> Result<ShardIterator, IteratorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_written_as_kinesis_writes_them() {
+        assert_eq!(format_ms(1_796_237_400_000), "Wed Dec 02 18:50:00 UTC 2026");
+        assert_eq!(format_ms(0), "Thu Jan 01 00:00:00 UTC 1970");
+    }
 
     fn sample() -> ShardIterator {
         ShardIterator {

@@ -21,7 +21,7 @@ pub mod peers;
 pub mod placement;
 pub mod reshard;
 pub mod retention;
-pub mod sequence;
+pub use shardline_proto::sequence;
 pub mod server;
 pub mod shard;
 pub mod store;

@@ -72,8 +72,9 @@ pub fn validate(def: &StreamDef, change: Change, account: &str, now_ms: u64) -> 
         Change::Merge { shard, adjacent } => {
             let first = open_shard(def, shard, account)?;
             let second = open_shard(def, adjacent, account)?;
-            let touching = |a: &ShardDef, b: &ShardDef| a.hash_range.end.checked_add(1) == Some(b.hash_range.start);
-            if !touching(first, second) && !touching(second, first) {
+            // Kinesis merges a shard with the one right above it: ShardToMerge's range must end
+            // where AdjacentShardToMerge's begins.
+            if first.hash_range.end.checked_add(1) != Some(second.hash_range.start) {
                 return Err(Error::InvalidArgument(format!(
                     "Shards {} and {} in stream {} under account {account} are not an adjacent pair of shards eligible for merging",
                     first.id(),
@@ -109,7 +110,7 @@ pub fn validate(def: &StreamDef, change: Change, account: &str, now_ms: u64) -> 
 }
 
 fn open_shard<'a>(def: &'a StreamDef, index: u32, account: &str) -> Result<&'a ShardDef> {
-    let shard = def.shard(index).ok_or_else(|| Error::ShardNotFound {
+    let shard = def.shard(index).ok_or_else(|| Error::CouldNotFindShard {
         shard_id: crate::stream::shard_id(index),
         stream: def.name.clone(),
         account: account.to_owned(),
@@ -171,12 +172,21 @@ impl ShardMap<'_> {
 
     fn open(&mut self, range: HashRange, parent: u32, adjacent_parent: Option<u32>) -> u32 {
         let index = u32::try_from(self.def.shards.len()).unwrap_or(u32::MAX);
+        // Sequence numbers lead with their shard's creation second: a child created in its
+        // parent's second is dated the next one, so its numbers follow every one of the parent's.
+        let after_parents = [Some(parent), adjacent_parent]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.def.shard(p))
+            .map(|p| (p.created_at_ms / 1000 + 1) * 1000)
+            .max()
+            .unwrap_or_default();
         self.def.shards.push(ShardDef {
             index,
             hash_range: range,
             parent: Some(parent),
             adjacent_parent,
-            created_at_ms: self.now_ms,
+            created_at_ms: self.now_ms.max(after_parents),
             ending_counter: None,
             closed_at_ms: None,
         });
@@ -310,17 +320,21 @@ mod tests {
             assert!(validate(&d, Change::Split { shard: 0, at }, "1", 0).is_err(), "{at}");
         }
         assert!(validate(&d, Change::Split { shard: 0, at: 2 }, "1", 0).is_ok());
-        assert!(matches!(validate(&d, Change::Split { shard: 9, at: 2 }, "1", 0), Err(Error::ShardNotFound { .. })));
+        assert!(matches!(
+            validate(&d, Change::Split { shard: 9, at: 2 }, "1", 0),
+            Err(Error::CouldNotFindShard { .. })
+        ));
     }
 
     #[test]
     fn merge_needs_adjacent_open_shards() {
         let mut d = def(3);
         assert!(validate(&d, Change::Merge { shard: 0, adjacent: 2 }, "1", 0).is_err());
-        validate(&d, Change::Merge { shard: 1, adjacent: 0 }, "1", 0).expect("either order");
-        apply(&mut d, Change::Merge { shard: 1, adjacent: 0 }, &|i| u64::from(i) + 10, 5);
+        assert!(validate(&d, Change::Merge { shard: 1, adjacent: 0 }, "1", 0).is_err(), "the lower shard comes first");
+        validate(&d, Change::Merge { shard: 0, adjacent: 1 }, "1", 0).expect("adjacent");
+        apply(&mut d, Change::Merge { shard: 0, adjacent: 1 }, &|i| u64::from(i) + 10, 5);
         let child = &d.shards[3];
-        assert_eq!((child.parent, child.adjacent_parent), (Some(1), Some(0)));
+        assert_eq!((child.parent, child.adjacent_parent), (Some(0), Some(1)));
         assert_eq!(child.hash_range.start, 0);
         assert_eq!(d.shards[1].ending_counter, Some(11));
         assert_covers_key_space(&d);

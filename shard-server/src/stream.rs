@@ -121,14 +121,20 @@ impl ShardDef {
         shard_id(self.index)
     }
 
+    /// The sequence number of position `counter` of this shard, arrived at `arrival_ms`.
+    pub const fn sequence(&self, counter: u64, arrival_ms: u64) -> SequenceNumber {
+        SequenceNumber::new(self.index, self.created_at_ms, counter, arrival_ms)
+    }
+
     /// The sequence number the shard starts at.
-    pub fn starting_sequence(&self) -> SequenceNumber {
-        SequenceNumber::new(self.index, 0)
+    pub const fn starting_sequence(&self) -> SequenceNumber {
+        self.sequence(0, self.created_at_ms)
     }
 
     /// The sequence number the shard ended at, once closed.
     pub fn ending_sequence(&self) -> Option<SequenceNumber> {
-        self.ending_counter.map(|counter| SequenceNumber::new(self.index, counter))
+        let closed_at_ms = self.closed_at_ms.unwrap_or(self.created_at_ms);
+        self.ending_counter.map(|counter| self.sequence(counter, closed_at_ms))
     }
 
     /// True while the shard accepts records.
@@ -154,11 +160,18 @@ pub fn shard_id(index: u32) -> String {
 
 /// The index of a shard id: `shardId-000000000007` (or the bare number, as Kinesis accepts).
 pub fn parse_shard_id(text: &str) -> Option<u32> {
-    let digits = text.strip_prefix("shardId-").unwrap_or(text);
-    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    // As Kinesis resolves a shard id: the number after the last `-` (`shard-7`, `shardId-7`
+    // and `7` all name shard 7), at most 2^31 - 1.
+    let digits = text.rsplit('-').next().unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    let significant = digits.trim_start_matches('0');
+    if significant.len() > 10 {
+        return None;
+    }
+    let index = significant.parse::<u64>().unwrap_or(0);
+    u32::try_from(index).ok().filter(|&i| i <= i32::MAX as u32)
 }
 
 /// A stream's persisted definition.
@@ -352,6 +365,7 @@ pub struct NewStream {
 pub struct Catalog {
     engine: Arc<dyn KvEngine>,
     account: String,
+    region: String,
     shard_limit: u32,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// Serialises every write of a catalog row: create, install, update, and the appender's
@@ -362,7 +376,7 @@ pub struct Catalog {
 
 impl Catalog {
     /// Loads the catalog and each shard's sequence counter from the store.
-    pub fn load(engine: Arc<dyn KvEngine>, account: String, shard_limit: u32) -> Result<Self> {
+    pub fn load(engine: Arc<dyn KvEngine>, account: String, region: String, shard_limit: u32) -> Result<Self> {
         let mut defs = Vec::new();
         let (start, end) = keys::stream_range();
         let mut failure = None;
@@ -403,6 +417,7 @@ impl Catalog {
         Ok(Self {
             engine,
             account,
+            region,
             shard_limit,
             streams: RwLock::new(streams),
             writes: Arc::default(),
@@ -478,10 +493,13 @@ impl Catalog {
             )));
         }
         if current + u64::from(request.shard_count) > u64::from(self.shard_limit) {
-            return Err(Error::LimitExceeded(format!(
-                "This request would exceed the shard limit for the account {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {}.",
-                self.account, self.shard_limit, request.shard_count
-            )));
+            return Err(Error::shard_limit(
+                &self.account,
+                &self.region,
+                current,
+                self.shard_limit,
+                u64::from(request.shard_count),
+            ));
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let shards = ShardDef::roots(request.shard_count, now_ms);
@@ -652,18 +670,22 @@ mod tests {
         assert_eq!(parse_shard_id("7"), Some(7));
         assert_eq!(parse_shard_id("shardId-"), None);
         assert_eq!(parse_shard_id("shardId-x"), None);
-        assert_eq!(parse_shard_id("shardId-0000000000001"), None);
+        assert_eq!(parse_shard_id("shardId-0000000000001"), Some(1));
+        assert_eq!(parse_shard_id("shard-2"), Some(2));
+        assert_eq!(parse_shard_id("a-b-3"), Some(3));
+        assert_eq!(parse_shard_id("shardId-2147483648"), None);
+        assert_eq!(parse_shard_id("shardId-2147483647"), Some(2_147_483_647));
     }
 
     #[test]
     fn create_persists_and_reloads() {
         let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let catalog = Catalog::load(engine.clone(), "123456789012".into(), 10).expect("load");
+        let catalog = Catalog::load(engine.clone(), "123456789012".into(), "us-east-1".into(), 10).expect("load");
         let stream = catalog.create(new_stream("a", 3), 1000).expect("create");
         assert_eq!(stream.def().status, StreamStatus::Creating);
         let again = catalog.create(new_stream("a", 1), 1000);
         assert!(matches!(again, Err(Error::StreamExists { .. })));
-        let reloaded = Catalog::load(engine, "123456789012".into(), 10).expect("reload");
+        let reloaded = Catalog::load(engine, "123456789012".into(), "us-east-1".into(), 10).expect("reload");
         let def = reloaded.get("a").expect("get").def().clone();
         assert_eq!(def.shards.len(), 3);
         assert_eq!(def.id, stream.id);
@@ -674,7 +696,7 @@ mod tests {
     #[test]
     fn shard_limit_counts_open_shards() {
         let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let catalog = Catalog::load(engine, "123456789012".into(), 5).expect("load");
+        let catalog = Catalog::load(engine, "123456789012".into(), "us-east-1".into(), 5).expect("load");
         catalog.create(new_stream("a", 3), 0).expect("create");
         let err = catalog.create(new_stream("b", 3), 0);
         assert!(

@@ -1,6 +1,6 @@
-//! Stream tags: AWS's limits (50 per stream, keys 1–128 and values 0–256 characters of a fixed
-//! alphabet) and the changes AddTagsToStream/TagResource and RemoveTagsFromStream/UntagResource
-//! make.
+//! Stream tags: AWS's limits (50 per stream, keys 1–128 and values 0–256 characters of
+//! letters, digits, spaces and `_ . : / = + - @`) and the changes AddTagsToStream/TagResource
+//! and RemoveTagsFromStream/UntagResource make.
 
 use std::collections::BTreeMap;
 
@@ -9,21 +9,42 @@ use crate::error::{Error, Result};
 /// Most tags one stream may carry.
 pub const MAX_TAGS_PER_STREAM: usize = 50;
 
-/// True for the characters AWS allows in tag keys and values.
+/// True for the characters Kinesis lets through its first check of tag keys and values
+/// (`%` among them, which its second check refuses).
 fn allowed(c: char) -> bool {
-    c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-%@".contains(c)
+    c.is_alphanumeric() || "_.:/=+-@% ".contains(c)
 }
 
-/// Checks every key and value's characters.
-pub fn check_characters<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<()> {
-    if texts.into_iter().all(|t| t.chars().all(allowed)) {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(
+/// What a tag change does, for the messages.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Add,
+    Remove,
+}
+
+/// Checks every key and value's characters as Kinesis does, in its two steps and words.
+fn check_characters<'a>(
+    texts: impl IntoIterator<Item = &'a str> + Clone,
+    change: Change,
+    stream: &str,
+    account: &str,
+) -> Result<()> {
+    if !texts.clone().into_iter().all(|t| t.chars().all(allowed)) {
+        return Err(Error::InvalidArgument(
             "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @."
                 .into(),
-        ))
+        ));
     }
+    if texts.into_iter().any(|t| t.contains('%')) {
+        let what = match change {
+            Change::Add => "add tags to",
+            Change::Remove => "remove tags from",
+        };
+        return Err(Error::InvalidArgument(format!(
+            "Failed to {what} stream {stream} under account {account} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'."
+        )));
+    }
+    Ok(())
 }
 
 /// Adds (or overwrites) `new` on `current`, refusing to pass [`MAX_TAGS_PER_STREAM`].
@@ -33,10 +54,10 @@ pub fn add(
     stream: &str,
     account: &str,
 ) -> Result<()> {
-    check_characters(new.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))?;
+    check_characters(new.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]), Change::Add, stream, account)?;
     let total = current.len() + new.keys().filter(|k| !current.contains_key(*k)).count();
     if total > MAX_TAGS_PER_STREAM {
-        return Err(Error::LimitExceeded(format!(
+        return Err(Error::InvalidArgument(format!(
             "Failed to add tags to stream {stream} under account {account} because a given stream cannot have more than {MAX_TAGS_PER_STREAM} tags associated with it."
         )));
     }
@@ -45,8 +66,8 @@ pub fn add(
 }
 
 /// Removes the tags with these keys; absent keys are ignored, as AWS does.
-pub fn remove(current: &mut BTreeMap<String, String>, keys: &[String]) -> Result<()> {
-    check_characters(keys.iter().map(String::as_str))?;
+pub fn remove(current: &mut BTreeMap<String, String>, keys: &[String], stream: &str, account: &str) -> Result<()> {
+    check_characters(keys.iter().map(String::as_str), Change::Remove, stream, account)?;
     for key in keys {
         current.remove(key);
     }
@@ -63,10 +84,14 @@ mod tests {
         let batch = |from: usize, to: usize| (from..to).map(|i| (format!("k{i}"), "v".to_owned())).collect();
         add(&mut tags, batch(0, 50), "s", "1").expect("50 fit");
         add(&mut tags, batch(0, 10), "s", "1").expect("overwriting adds none");
-        assert!(matches!(add(&mut tags, batch(50, 51), "s", "1"), Err(Error::LimitExceeded(_))));
-        remove(&mut tags, &["k0".into(), "absent".into()]).expect("remove");
+        assert!(matches!(add(&mut tags, batch(50, 51), "s", "1"), Err(Error::InvalidArgument(_))));
+        remove(&mut tags, &["k0".into(), "absent".into()], "s", "1").expect("remove");
         assert_eq!(tags.len(), 49);
-        let bad = [("a#b".to_owned(), String::new())].into_iter().collect();
-        assert!(matches!(add(&mut tags, bad, "s", "1"), Err(Error::InvalidArgument(_))));
+        for bad in ["a#b", "a\tb", "a\nb", "a,b", "a%b"] {
+            let bad = [(bad.to_owned(), String::new())].into_iter().collect();
+            assert!(matches!(add(&mut tags, bad, "s", "1"), Err(Error::InvalidArgument(_))));
+        }
+        let fine = [("aws:created-by/app_1.x=y+z@ é".to_owned(), String::new())].into_iter().collect();
+        add(&mut tags, fine, "s", "1").expect("allowed characters");
     }
 }

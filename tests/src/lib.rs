@@ -314,18 +314,26 @@ pub async fn raw_request(
     content_type: &str,
     body: impl Into<reqwest::Body>,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let response = reqwest::Client::new()
-        .post(endpoint)
-        .header("X-Amz-Target", target)
-        .header("Content-Type", content_type)
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=garbage, SignedHeaders=host, Signature=00")
-        .body(body)
-        .send()
-        .await?;
+    let request =
+        reqwest::Client::new().post(endpoint).header("X-Amz-Target", target).header("Content-Type", content_type);
+    let response = signed(request).body(body).send().await?;
     let status = response.status().as_u16();
     let bytes = response.bytes().await?;
     let json = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes)? };
     Ok((status, json))
+}
+
+/// A sequence number Shardline issued, ordered as the numbers are; panics on anything else.
+pub fn seq(text: &str) -> shardline_proto::sequence::SequenceNumber {
+    shardline_proto::sequence::SequenceNumber::parse(text).unwrap_or_else(|| panic!("not a sequence number: {text}"))
+}
+
+/// A request with the headers of a SigV4 signature (the Kinesis port refuses unsigned
+/// requests; signatures are not verified).
+pub fn signed(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=any/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=00")
+        .header("X-Amz-Date", "20260101T000000Z")
 }
 
 /// A raw JSON 1.1 Kinesis call to `Kinesis_20131202.<op>`.

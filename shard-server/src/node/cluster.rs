@@ -183,13 +183,13 @@ impl Node {
         let current = self.catalog.open_shard_count();
         let after = current - before.min(current) + incoming.open_shards().count() as u64;
         if after > u64::from(self.config.shard_limit) && after > current {
-            return Err(Error::LimitExceeded(format!(
-                "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {}.",
-                self.config.account_id,
-                self.config.region,
+            return Err(Error::shard_limit(
+                &self.config.account_id,
+                &self.config.region,
+                current,
                 self.config.shard_limit,
-                after - current
-            )));
+                after - current,
+            ));
         }
         Ok(())
     }

@@ -293,9 +293,10 @@ impl Node {
             tokio::pin!(appended);
             appended.as_mut().enable();
             let last = log.last_counter.load(Ordering::Acquire);
-            let (retention_ms, ending) = {
+            let (retention_ms, ending, shard_def) = {
                 let def = stream.def();
-                (def.retention_ms(), def.shard(shard).and_then(|s| s.ending_counter))
+                let Some(shard_def) = def.shard(shard).cloned() else { return };
+                (def.retention_ms(), shard_def.ending_counter, shard_def)
             };
             let now = self.now_ms();
             if position <= last || first {
@@ -347,8 +348,15 @@ impl Node {
                 let read = crate::metrics::Read { records, bytes, iterator_age_ms: millis_behind_latest };
                 self.metrics.shard_outgoing(&stream.name, &crate::stream::shard_id(shard), read, &enabled);
                 let event = SubscriptionEvent {
-                    records: slice.records.into_iter().map(|r| (SequenceNumber::new(shard, r.counter), r)).collect(),
-                    continuation: SequenceNumber::new(shard, position.saturating_sub(1)),
+                    continuation: shard_def.sequence(
+                        position.saturating_sub(1),
+                        slice.records.last().map_or(shard_def.created_at_ms, |r| r.arrival_ms),
+                    ),
+                    records: slice
+                        .records
+                        .into_iter()
+                        .map(|r| (shard_def.sequence(r.counter, r.arrival_ms), r))
+                        .collect(),
                     millis_behind_latest,
                     child_shards,
                     room: Some(Arc::new(room)),

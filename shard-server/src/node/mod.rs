@@ -20,7 +20,7 @@ use crate::lease::LeaseTable;
 use crate::metrics::Metrics;
 use crate::peers::Peers;
 use crate::reshard::{self, Change};
-use crate::sequence::SequenceNumber;
+use crate::sequence::{Position, SequenceNumber};
 use crate::shard::StoredRecord;
 use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
 use crate::stream::{Catalog, NewStream, ShardDef, Stream, StreamDef, StreamStatus};
@@ -76,9 +76,9 @@ pub enum StartingPosition {
     /// Just after the most recent record.
     Latest,
     /// At a sequence number.
-    AtSequenceNumber(SequenceNumber),
+    AtSequenceNumber(Position),
     /// Just after a sequence number.
-    AfterSequenceNumber(SequenceNumber),
+    AfterSequenceNumber(Position),
     /// At the first record that arrived at or after a time (ms since the epoch).
     AtTimestamp(u64),
 }
@@ -146,7 +146,8 @@ impl Node {
     /// Opens the data plane over any engine and clock (tests use the memory engine and a
     /// manual clock). Must be called inside a Tokio runtime.
     pub fn open_with(config: Config, engine: Arc<dyn KvEngine>, clock: Arc<dyn Clock>) -> Result<Arc<Self>, OpenError> {
-        let catalog = Catalog::load(engine.clone(), config.account_id.clone(), config.shard_limit)?;
+        let catalog =
+            Catalog::load(engine.clone(), config.account_id.clone(), config.region.clone(), config.shard_limit)?;
         let secret = load_or_create_secret(engine.as_ref())?;
         let iterators = IteratorCodec::new(secret, u64::try_from(config.iterator_ttl.as_millis()).unwrap_or(u64::MAX));
         let metrics = Arc::new(Metrics::new());
@@ -261,12 +262,13 @@ impl Node {
                     def.consumers.len()
                 )))
             }
-            StreamStatus::Active | StreamStatus::Updating => {
+            // Kinesis deletes a stream in any state, a CREATING one too (its activation then
+            // finds it DELETING and leaves it so).
+            StreamStatus::Creating | StreamStatus::Active | StreamStatus::Updating => {
                 def.status = StreamStatus::Deleting;
                 Ok(())
             }
             StreamStatus::Deleting => Ok(()),
-            StreamStatus::Creating => Err(self.not_active(def)),
         })?;
         self.schedule_deletion(stream);
         Ok(())
@@ -347,10 +349,13 @@ impl Node {
             reshard::validate(&def, change, &self.config.account_id, self.now_ms())?;
             let delta = change.open_shard_delta(&def);
             if delta > 0 && current.saturating_add(delta.unsigned_abs()) > u64::from(self.config.shard_limit) {
-                return Err(Error::LimitExceeded(format!(
-                    "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {delta}.",
-                    self.config.account_id, self.config.region, self.config.shard_limit
-                )));
+                return Err(Error::shard_limit(
+                    &self.config.account_id,
+                    &self.config.region,
+                    current,
+                    self.config.shard_limit,
+                    delta.unsigned_abs(),
+                ));
             }
         }
         let node = self.clone();

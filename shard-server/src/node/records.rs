@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::hash_range::hash_key;
 use crate::iterator::{IteratorError, ShardIterator};
 use crate::metrics::Read;
-use crate::sequence::SequenceNumber;
+use crate::sequence::{self, Layout, Position};
 use crate::shard::{self, ReadLimits};
 use crate::stream::{parse_shard_id, shard_id, Stream, StreamStatus};
 
@@ -153,10 +153,7 @@ impl Node {
                 None if local_failure.is_some() => Err(Error::Unavailable(local_failure.clone().unwrap_or_default())),
                 None => appended
                     .next()
-                    .map(|a| PutResult {
-                        shard_id: shard_id(a.shard),
-                        sequence_number: SequenceNumber::new(a.shard, a.counter),
-                    })
+                    .map(|a| PutResult { shard_id: shard_id(a.shard), sequence_number: a.sequence_number })
                     .ok_or(Error::WritePathClosed("the appender answered fewer records than it was given")),
             })
             .collect())
@@ -164,20 +161,49 @@ impl Node {
 
     /// The index of shard `shard` of stream `stream_name`, which must exist.
     pub fn shard_index(&self, stream_name: &str, shard: &str) -> Result<u32> {
-        let not_found = || Error::ShardNotFound {
+        let index = self.resolve_shard_id(stream_name, shard)?;
+        let stream = self.catalog.get(stream_name)?;
+        let exists = stream.def().shard(index).is_some();
+        exists.then_some(index).ok_or_else(|| self.shard_not_found(stream_name, index))
+    }
+
+    /// The index a shard id names, as Kinesis reads it (see [`parse_shard_id`]).
+    pub fn resolve_shard_id(&self, stream_name: &str, shard: &str) -> Result<u32> {
+        parse_shard_id(shard).ok_or_else(|| Error::CouldNotFindShard {
             shard_id: shard.to_owned(),
             stream: stream_name.to_owned(),
             account: self.config.account_id.clone(),
-        };
-        let index = parse_shard_id(shard).ok_or_else(not_found)?;
-        let stream = self.catalog.get(stream_name)?;
+        })
+    }
+
+    /// Shard `index` of `stream_name` does not exist.
+    pub fn shard_not_found(&self, stream_name: &str, index: u32) -> Error {
+        Error::ShardNotFound {
+            shard_id: shard_id(index),
+            stream: stream_name.to_owned(),
+            account: self.config.account_id.clone(),
+        }
+    }
+
+    /// The readable stream that has shard `index`; Kinesis names the shard when its stream is
+    /// missing too.
+    pub fn readable_shard(&self, stream_name: &str, index: u32) -> Result<Arc<Stream>> {
+        let stream = self.readable_stream(stream_name).map_err(|err| match err {
+            Error::StreamNotFound { .. } => self.shard_not_found(stream_name, index),
+            other => other,
+        })?;
         let exists = stream.def().shard(index).is_some();
-        exists.then_some(index).ok_or_else(not_found)
+        if exists {
+            Ok(stream)
+        } else {
+            Err(self.shard_not_found(stream_name, index))
+        }
     }
 
     /// Issues a shard iterator.
     pub fn shard_iterator(&self, stream_name: &str, shard: &str, start: StartingPosition) -> Result<String> {
-        let stream = self.readable_stream(stream_name)?;
+        let index = self.resolve_shard_id(stream_name, shard)?;
+        let stream = self.readable_shard(stream_name, index)?;
         let (index, position) = self.resolve_start(&stream, shard, start)?;
         Ok(self.iterators.encode(&ShardIterator {
             stream_id: stream.id,
@@ -191,25 +217,32 @@ impl Node {
     /// The shard index and first counter a starting position means.
     pub(crate) fn resolve_start(&self, stream: &Stream, shard: &str, start: StartingPosition) -> Result<(u32, u64)> {
         let stream_name = stream.name.as_str();
-        let not_found = || Error::ShardNotFound {
-            shard_id: shard.to_owned(),
-            stream: stream_name.to_owned(),
-            account: self.config.account_id.clone(),
-        };
-        let index = parse_shard_id(shard).ok_or_else(not_found)?;
+        let index = self.resolve_shard_id(stream_name, shard)?;
+        let not_found = || self.shard_not_found(stream_name, index);
         let shard_def = stream.def().shard(index).cloned().ok_or_else(not_found)?;
         let log = stream.log(index).ok_or_else(not_found)?;
         let now = self.now_ms();
         let last = log.last_counter.load(Ordering::Acquire);
-        let check_shard = |seq: &SequenceNumber| {
-            if seq.shard != index {
+        let check_shard = |seq: &Position| {
+            if seq.shard != i64::from(index) {
                 return Err(Error::InvalidArgument(format!(
                     "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
-                    shard_id(seq.shard),
+                    sequence::shard_name(seq.shard),
                     shard_def.id()
                 )));
             }
-            Ok(())
+            // A number of this shard's index from another shard (of a deleted and re-created
+            // stream, or another stream) is told by the creation time it encodes; numbers of
+            // Kinesis' older layouts come from no shard here (Kinesis answers version 0 with an
+            // internal failure).
+            match seq.layout {
+                Layout::Current { shard_created_secs, .. } if shard_created_secs != shard_def.created_at_ms / 1000 => {
+                    Err(Error::ForeignSequenceNumber)
+                }
+                Layout::Version1 { .. } => Err(Error::ForeignSequenceNumber),
+                Layout::Version0 => Err(Error::OldestSequenceLayout),
+                Layout::Current { .. } | Layout::Earlier => Ok(()),
+            }
         };
         let position = match start {
             StartingPosition::TrimHorizon => 1,
@@ -252,11 +285,12 @@ impl Node {
             return Err(shard_missing());
         }
         let log = stream.log(iterator.shard).ok_or_else(shard_missing)?;
-        let (retention_ms, ending_counter, limited) = {
+        let (retention_ms, shard_def, limited) = {
             let def = stream.def();
             let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
-            (def.retention_ms(), def.shard(iterator.shard).and_then(|s| s.ending_counter), limited)
+            (def.retention_ms(), def.shard(iterator.shard).cloned().ok_or_else(shard_missing)?, limited)
         };
+        let ending_counter = shard_def.ending_counter;
         let enabled = stream.def().shard_level_metrics.clone();
         if limited && !log.throttle.admit_read(now) {
             let shard_text = shard_id(iterator.shard);
@@ -302,11 +336,14 @@ impl Node {
             (Some(self.iterators.encode(&next)), Vec::new())
         };
         Ok(RecordsPage {
-            records: slice.records.into_iter().map(|r| (SequenceNumber::new(iterator.shard, r.counter), r)).collect(),
+            continuation: shard_def.sequence(
+                slice.next_position.saturating_sub(1),
+                slice.records.last().map_or(shard_def.created_at_ms, |r| r.arrival_ms),
+            ),
+            records: slice.records.into_iter().map(|r| (shard_def.sequence(r.counter, r.arrival_ms), r)).collect(),
             next_iterator,
             millis_behind_latest,
             child_shards,
-            continuation: SequenceNumber::new(iterator.shard, slice.next_position.saturating_sub(1)),
         })
     }
 }

@@ -52,7 +52,8 @@ impl Node {
     /// Removes tags by key.
     pub fn remove_tags(&self, name: &str, keys: &[String]) -> Result<()> {
         let stream = self.catalog.get(name)?;
-        self.catalog.update(&stream, |def| tags::remove(&mut def.tags, keys))
+        let account = self.config.account_id.clone();
+        self.catalog.update(&stream, |def| tags::remove(&mut def.tags, keys, &def.name.clone(), &account))
     }
 
     /// Turns shard-level metrics on (`enable`) or off.

@@ -12,6 +12,7 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use shardline::consumer::{
     CheckpointError, Checkpointer, Position, ProcessRecordsInput, Retrieval, ShardRecordProcessor, Worker, WorkerConfig,
 };
+use shardline_proto::sequence::SequenceNumber;
 use shardline_proto::v1 as pb;
 use shardline_tests::{create_active_stream, Server};
 use tokio_util::sync::CancellationToken;
@@ -20,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Default)]
 struct Journal {
     /// (worker#tenure, shard, sequence number, data) per processed record.
-    processed: Vec<(String, String, u128, String)>,
+    processed: Vec<(String, String, SequenceNumber, String)>,
     /// Highest checkpointed sequence number per (worker#tenure, shard).
-    checkpointed: HashMap<(String, String), u128>,
+    checkpointed: HashMap<(String, String), SequenceNumber>,
     /// When each shard's first record was processed, and when it ended.
     first_record: HashMap<String, Instant>,
     ended: HashMap<String, Instant>,
@@ -51,12 +52,12 @@ impl ShardRecordProcessor for Recorder {
     }
 
     async fn process_records(&mut self, input: ProcessRecordsInput<'_>) {
-        let last = input.records.last().map(|r| r.sequence_number.parse::<u128>().unwrap_or(0));
+        let last = input.records.last().map(|r| shardline_tests::seq(&r.sequence_number));
         {
             let mut journal = self.journal();
             journal.first_record.entry(self.shard.clone()).or_insert_with(Instant::now);
             for r in &input.records {
-                let seq = r.sequence_number.parse().unwrap_or(0);
+                let seq = shardline_tests::seq(&r.sequence_number);
                 let data = String::from_utf8_lossy(&r.data).into_owned();
                 journal.processed.push((self.worker.clone(), self.shard.clone(), seq, data));
             }
@@ -64,8 +65,8 @@ impl ShardRecordProcessor for Recorder {
         if input.checkpointer.checkpoint().await.is_ok() {
             if let Some(last) = last {
                 let mut journal = self.journal();
-                let entry = journal.checkpointed.entry((self.worker.clone(), self.shard.clone())).or_default();
-                *entry = (*entry).max(last);
+                let key = (self.worker.clone(), self.shard.clone());
+                journal.checkpointed.entry(key).and_modify(|at| *at = (*at).max(last)).or_insert(last);
             }
         }
     }

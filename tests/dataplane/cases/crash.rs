@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use rand::Rng;
+use shardline_proto::sequence::SequenceNumber;
 use shardline_tests::{create_active_stream, read_shard, Server};
 
 const ROUNDS: usize = 4;
@@ -20,7 +21,7 @@ const SHARDS: usize = 4;
 struct Ack {
     data: String,
     shard: String,
-    sequence: u128,
+    sequence: Option<SequenceNumber>,
     sent: Instant,
     acked: Instant,
 }
@@ -50,7 +51,7 @@ async fn produce(
             let mut acks = acks.lock().unwrap_or_else(|p| p.into_inner());
             for (d, r) in data.into_iter().zip(out.records()) {
                 let (Some(shard), Some(seq)) = (r.shard_id(), r.sequence_number()) else { continue };
-                acks.push(Ack { data: d, shard: shard.to_owned(), sequence: seq.parse().unwrap_or(0), sent, acked });
+                acks.push(Ack { data: d, shard: shard.to_owned(), sequence: SequenceNumber::parse(seq), sent, acked });
             }
         } else {
             let d = format!("r{round}-p{producer}-n{n}");
@@ -63,7 +64,7 @@ async fn produce(
             let ack = Ack {
                 data: d,
                 shard: out.shard_id().to_owned(),
-                sequence: out.sequence_number().parse().unwrap_or(0),
+                sequence: SequenceNumber::parse(out.sequence_number()),
                 sent,
                 acked,
             };
@@ -101,7 +102,7 @@ async fn acknowledged_records_survive_sigkill() -> anyhow::Result<()> {
     let acks = acks.lock().unwrap_or_else(|p| p.into_inner()).clone();
     assert!(acks.len() > 500, "the producers should have been acknowledged plenty of records, got {}", acks.len());
     let client = server.client();
-    let mut stored: HashMap<String, Vec<(String, u128)>> = HashMap::new();
+    let mut stored: HashMap<String, Vec<(String, Option<SequenceNumber>)>> = HashMap::new();
     for shard in 0..SHARDS {
         let shard_id = format!("shardId-{shard:012}");
         let records = read_shard(&client, "crash", &shard_id).await?;
@@ -112,7 +113,7 @@ async fn acknowledged_records_survive_sigkill() -> anyhow::Result<()> {
             let round = round_of(&data);
             assert!(round >= previous_round, "{shard_id}: round {round} record after a round {previous_round} record");
             previous_round = round;
-            stored.entry(data).or_default().push((shard_id.clone(), seq.parse()?));
+            stored.entry(data).or_default().push((shard_id.clone(), SequenceNumber::parse(&seq)));
         }
     }
     // Nothing is stored twice, acknowledged or not.

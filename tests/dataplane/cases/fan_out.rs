@@ -172,13 +172,11 @@ async fn subscribe_to_shard_over_http2_ends_after_its_lifetime() -> anyhow::Resu
         "StartingPosition": {"Type": "TRIM_HORIZON"},
     });
     let started = Instant::now();
-    let mut response = http2
+    let request = http2
         .post(&server.endpoint)
         .header("X-Amz-Target", "Kinesis_20131202.SubscribeToShard")
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .body(body.to_string())
-        .send()
-        .await?;
+        .header("Content-Type", "application/x-amz-json-1.1");
+    let mut response = shardline_tests::signed(request).body(body.to_string()).send().await?;
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(
         response.headers().get("content-type").and_then(|v| v.to_str().ok()),

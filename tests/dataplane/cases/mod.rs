@@ -1,3 +1,4 @@
+mod aws_edges;
 mod bench;
 mod cbor;
 mod cluster;

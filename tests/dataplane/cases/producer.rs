@@ -170,9 +170,9 @@ async fn ordered_mode_keeps_each_keys_order_through_retries() -> anyhow::Result<
         pending.push((key.clone(), producer.put(key, None, format!("{i}")).await?));
     }
     producer.flush().await?;
-    let mut last: BTreeMap<String, u128> = BTreeMap::new();
+    let mut last: BTreeMap<String, shardline_proto::sequence::SequenceNumber> = BTreeMap::new();
     for (key, answer) in pending {
-        let sequence: u128 = answer.await??.sequence_number.parse()?;
+        let sequence = shardline_tests::seq(&answer.await??.sequence_number);
         let previous = last.insert(key.clone(), sequence);
         assert!(previous.is_none_or(|p| p < sequence), "{key}: {previous:?} then {sequence}");
     }

@@ -54,6 +54,7 @@ async fn trickling_bodies_time_out_without_taking_in_flight_slots() -> anyhow::R
     let address = server.address().to_owned();
     // Full headers promising 100 bytes, then one: four times the in-flight slots.
     let head = "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Kinesis_20131202.ListStreams\r\n\
+                Authorization: AWS4-HMAC-SHA256 Credential=a, SignedHeaders=host, Signature=0\r\nX-Amz-Date: 1\r\n\
                 Content-Type: application/x-amz-json-1.1\r\nContent-Length: 100\r\n\r\n{";
     let mut stalled = open(&address, 64, head).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -115,6 +116,7 @@ async fn bodies_in_flight_are_bounded_in_bytes() -> anyhow::Result<()> {
     let address = server.address().to_owned();
     let before = server.peak_memory_bytes()?;
     let head = "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Kinesis_20131202.PutRecord\r\n\
+                Authorization: AWS4-HMAC-SHA256 Credential=a, SignedHeaders=host, Signature=0\r\nX-Amz-Date: 1\r\n\
                 Content-Type: application/x-amz-json-1.1\r\nContent-Length: 12582912\r\n\r\n";
     let mut senders = Vec::new();
     for _ in 0..40 {

@@ -95,6 +95,9 @@ pub fn status(err: ApiError) -> Status {
         ErrorCode::InternalFailure => Code::Internal,
         ErrorCode::AccessDenied => Code::PermissionDenied,
         ErrorCode::Unavailable => Code::Unavailable,
+        ErrorCode::MissingAuthenticationToken | ErrorCode::IncompleteSignature | ErrorCode::InvalidSignature => {
+            Code::Unauthenticated
+        }
     };
     let mut status = Status::new(code, err.message);
     if let Ok(value) = err.code.wire().0.parse() {

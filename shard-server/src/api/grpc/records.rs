@@ -13,7 +13,7 @@ use super::{from_error, invalid};
 use crate::hash_range::parse_hash_key;
 use crate::node::{Node, PutEntry, RecordsPage, StartingPosition, SubscriptionEvent};
 use crate::peers::Peers;
-use crate::sequence::SequenceNumber;
+use crate::sequence::{Position, SequenceNumber};
 use crate::stream::parse_shard_id;
 
 /// Most records in one PutRecords call, as Kinesis.
@@ -63,7 +63,7 @@ fn entry(record: pb::PutRecordEntry) -> Result<PutEntry, Status> {
 
 fn start(kind: i32, sequence: &str, timestamp_ms: i64) -> Result<StartingPosition, Status> {
     let sequence_number = || {
-        SequenceNumber::parse(sequence)
+        Position::parse(sequence)
             .ok_or_else(|| invalid(format!("sequence_number '{sequence}' is not a sequence number")))
     };
     Ok(match pb::StartingPosition::try_from(kind) {

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 
 /// Content type of JSON 1.1 requests and responses.
 pub const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -27,19 +27,6 @@ pub enum Wire {
 }
 
 impl Wire {
-    /// The wire a `Content-Type` names (JSON when there is none).
-    pub fn from_content_type(value: Option<&str>) -> Result<Self, ApiError> {
-        let Some(value) = value else { return Ok(Wire::Json) };
-        let media = value.split(';').next().unwrap_or_default().trim();
-        match media {
-            JSON_CONTENT_TYPE | "application/x-amz-json-1.0" | "application/json" => Ok(Wire::Json),
-            CBOR_CONTENT_TYPE => Ok(Wire::Cbor),
-            other => Err(ApiError::serialization(format!(
-                "Unsupported Content-Type '{other}'; expected {JSON_CONTENT_TYPE} or {CBOR_CONTENT_TYPE}."
-            ))),
-        }
-    }
-
     /// The response content type.
     pub const fn content_type(self) -> &'static str {
         match self {
@@ -48,18 +35,37 @@ impl Wire {
         }
     }
 
-    /// Decodes a request body, which must be an object (a CBOR map).
+    /// Checks that a request body is one well-formed object (a CBOR map), as Kinesis does
+    /// before it looks at the operation; anything else is a bare `SerializationException`.
+    pub fn check_object(self, body: &[u8]) -> Result<(), ApiError> {
+        let well_formed = match self {
+            Wire::Json => {
+                body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+                    && serde_json::from_slice::<de::IgnoredAny>(body).is_ok()
+            }
+            // Major type 5: a map.
+            Wire::Cbor => {
+                body.first().is_some_and(|b| b >> 5 == 5) && ciborium::from_reader::<de::IgnoredAny, _>(body).is_ok()
+            }
+        };
+        if well_formed {
+            Ok(())
+        } else {
+            Err(ApiError::bare(ErrorCode::Serialization))
+        }
+    }
+
+    /// Decodes a request body into an operation's request, converting values as Kinesis
+    /// converts them ([`super::coral`]).
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, ApiError> {
         match self {
             Wire::Json => decode(body),
             Wire::Cbor => {
-                match body.first() {
-                    // Major type 5: a map.
-                    Some(b) if b >> 5 == 5 => {}
-                    Some(_) => return Err(ApiError::serialization("The request body must be a CBOR map.")),
-                    None => return Err(ApiError::serialization("The request body is empty; a CBOR map is required.")),
-                }
-                ciborium::from_reader(body).map_err(|err| ApiError::serialization(err.to_string()))
+                self.check_object(body)?;
+                ciborium::from_reader(body).map_err(|err| match err {
+                    ciborium::de::Error::Semantic(_, message) => ApiError::serialization(message),
+                    other => ApiError::serialization(other.to_string()),
+                })
             }
         }
     }
@@ -79,27 +85,29 @@ impl Wire {
         }
     }
 
-    /// The body of an error answer: `__type` and `message`.
-    pub fn error_body(self, kind: &str, message: &str) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct ErrorShape<'a> {
-            #[serde(rename = "__type")]
-            kind: &'a str,
-            message: &'a str,
+    /// The body of an error answer: `__type`, and the message under the key Kinesis uses
+    /// for that error (none when the message is empty, as Kinesis sends some errors).
+    pub fn error_body(self, code: ErrorCode, message: &str) -> Vec<u8> {
+        let (kind, _) = code.wire();
+        let mut shape = std::collections::BTreeMap::new();
+        shape.insert("__type", kind);
+        if !message.is_empty() {
+            shape.insert(code.message_key(), message);
         }
-        self.encode(&ErrorShape { kind, message }).unwrap_or_default()
+        self.encode(&shape).unwrap_or_default()
     }
 }
 
-/// Decodes a JSON request body.
+/// Decodes a JSON request body with Kinesis' conversions ([`super::coral`]).
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    // Kinesis requests are JSON objects; refuse arrays and scalars before serde sees them.
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        Some(_) => return Err(ApiError::serialization("The request body must be a JSON object.")),
-        None => return Err(ApiError::serialization("The request body is empty; a JSON object is required.")),
-    }
-    serde_json::from_slice(body).map_err(|err| ApiError::serialization(err.to_string()))
+    Wire::Json.check_object(body)?;
+    let mut json = serde_json::Deserializer::from_slice(body);
+    super::coral::deserialize(&mut json).map_err(|err| {
+        // serde_json appends the position; Kinesis' messages have none.
+        let text = err.to_string();
+        let position = format!(" at line {} column {}", err.line(), err.column());
+        ApiError::serialization(text.strip_suffix(&position).unwrap_or(&text))
+    })
 }
 
 /// Encodes a JSON response body.
@@ -117,10 +125,17 @@ pub struct Blob(pub Vec<u8>);
 impl<'de> Deserialize<'de> for Blob {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct BlobVisitor;
-        impl Visitor<'_> for BlobVisitor {
+        impl<'de> Visitor<'de> for BlobVisitor {
             type Value = Blob;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a base64-encoded string or a byte string")
+            }
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<Blob, D::Error> {
+                if deserializer.is_human_readable() {
+                    deserializer.deserialize_str(self)
+                } else {
+                    deserializer.deserialize_byte_buf(self)
+                }
             }
             fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Blob, E> {
                 Ok(Blob(bytes.to_vec()))
@@ -129,18 +144,42 @@ impl<'de> Deserialize<'de> for Blob {
                 Ok(Blob(bytes))
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Blob, E> {
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .map(Blob)
-                    .map_err(|err| E::custom(format!("'{}' can not be converted to a Blob: {err}", preview(text))))
+                decode_base64(text).map(Blob).map_err(E::custom)
             }
         }
-        if deserializer.is_human_readable() {
-            deserializer.deserialize_str(BlobVisitor)
-        } else {
-            deserializer.deserialize_byte_buf(BlobVisitor)
-        }
+        deserializer.deserialize_newtype_struct(super::coral::BLOB, BlobVisitor)
     }
+}
+
+/// Longest piece of a refused blob quoted back in the error.
+const QUOTED_BLOB_CHARS: usize = 4096;
+
+/// Decodes a blob's base64 text, refusing what Kinesis refuses with its words: a length that
+/// is not a multiple of 4, a character outside the alphabet (or padding followed by data), and
+/// a last character whose unused bits are set.
+fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+    let quoted: String = text.chars().take(QUOTED_BLOB_CHARS).collect();
+    let refuse = |why: String| format!("'{quoted}' can not be converted to a Blob: {why}");
+    if !text.len().is_multiple_of(4) {
+        return Err(refuse(format!(
+            "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
+            text.len()
+        )));
+    }
+    let bytes = text.as_bytes();
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+    let misplaced = bytes
+        .iter()
+        .enumerate()
+        .find(|&(i, &b)| !alphabet(b) || (b == b'=' && bytes.get(i + 1).is_some_and(|&next| next != b'=')));
+    if let Some((i, _)) = misplaced {
+        let shown = text[i..].chars().next().unwrap_or_default();
+        return Err(refuse(format!("Invalid Base64 character: '{shown}'")));
+    }
+    // Kinesis' spelling.
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| refuse("Invalid last non-pad Base64 character dectected".to_owned()))
 }
 
 impl Serialize for Blob {
@@ -154,37 +193,52 @@ impl Serialize for Blob {
     }
 }
 
-fn preview(text: &str) -> String {
-    text.chars().take(64).collect()
-}
-
 /// A point in time, epoch seconds (with fraction) on the wire, milliseconds inside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp(pub u64);
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let seconds = if deserializer.is_human_readable() {
-            f64::deserialize(deserializer)?
-        } else {
-            // CBOR: integers are epoch milliseconds (what the AWS SDKs send), floats seconds.
-            let value = ciborium::tag::Captured::<ciborium::Value>::deserialize(deserializer)?.1;
-            match value {
-                ciborium::Value::Integer(ms) => {
-                    let ms = i128::from(ms);
-                    let ms =
-                        u64::try_from(ms).map_err(|_| de::Error::custom(format!("{ms} is not a valid timestamp")))?;
-                    return Ok(Timestamp(ms));
-                }
-                ciborium::Value::Float(seconds) => seconds,
-                _ => return Err(de::Error::custom("a timestamp must be a number")),
+        struct TimestampVisitor;
+        impl<'de> Visitor<'de> for TimestampVisitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("epoch seconds")
             }
-        };
-        if !seconds.is_finite() || seconds < 0.0 {
-            return Err(de::Error::custom(format!("{seconds} is not a valid timestamp")));
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<Timestamp, D::Error> {
+                if deserializer.is_human_readable() {
+                    return deserializer.deserialize_f64(self);
+                }
+                // CBOR: integers are epoch milliseconds (what the AWS SDKs send), floats seconds.
+                let value = ciborium::tag::Captured::<ciborium::Value>::deserialize(deserializer)?.1;
+                match value {
+                    ciborium::Value::Integer(ms) => {
+                        let ms = i128::from(ms);
+                        u64::try_from(ms)
+                            .map(Timestamp)
+                            .map_err(|_| de::Error::custom(format!("{ms} is not a valid timestamp")))
+                    }
+                    ciborium::Value::Float(seconds) => self.visit_f64(seconds),
+                    _ => Err(de::Error::custom("a timestamp must be a number")),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Timestamp, E> {
+                if !seconds.is_finite() || seconds < 0.0 {
+                    return Err(E::custom(format!("{seconds} is not a valid timestamp")));
+                }
+                // Saturating float-to-int conversion; timestamps beyond u64 ms are clamped.
+                Ok(Timestamp((seconds * 1000.0).round() as u64))
+            }
+            fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Timestamp, E> {
+                Ok(Timestamp(seconds.saturating_mul(1000)))
+            }
+            fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Timestamp, E> {
+                u64::try_from(seconds)
+                    .map_err(|_| E::custom(format!("{seconds} is not a valid timestamp")))
+                    .and_then(|seconds| self.visit_u64(seconds))
+            }
         }
-        // Saturating float-to-int conversion; timestamps beyond u64 ms are clamped.
-        Ok(Timestamp((seconds * 1000.0).round() as u64))
+        deserializer.deserialize_newtype_struct(super::coral::TIMESTAMP, TimestampVisitor)
     }
 }
 

@@ -43,6 +43,12 @@ pub enum ErrorCode {
     AccessDenied,
     /// A transient failure; retrying shortly succeeds.
     Unavailable,
+    /// The request carries no signature at all.
+    MissingAuthenticationToken,
+    /// The request's signature lacks a part every signature has.
+    IncompleteSignature,
+    /// The request is signed twice over (header and query string).
+    InvalidSignature,
 }
 
 impl ErrorCode {
@@ -70,11 +76,25 @@ impl ErrorCode {
             ErrorCode::AccessDenied => ("AccessDeniedException", StatusCode::BAD_REQUEST),
             // Kinesis' per-record and whole-call code for a transient server-side failure.
             ErrorCode::Unavailable => ("InternalFailure", StatusCode::INTERNAL_SERVER_ERROR),
+            ErrorCode::MissingAuthenticationToken => ("MissingAuthenticationTokenException", StatusCode::BAD_REQUEST),
+            ErrorCode::IncompleteSignature => ("IncompleteSignatureException", StatusCode::BAD_REQUEST),
+            ErrorCode::InvalidSignature => ("InvalidSignatureException", StatusCode::BAD_REQUEST),
         }
     }
 }
 
-/// An error ready to be written as `{"__type": …, "message": …}`.
+impl ErrorCode {
+    /// The body key of this error's message: Kinesis writes `Message` for the conversion
+    /// errors of its deserializer and `message` for everything else.
+    pub const fn message_key(self) -> &'static str {
+        match self {
+            ErrorCode::Serialization => "Message",
+            _ => "message",
+        }
+    }
+}
+
+/// An error ready to be written as `{"__type": …, "message": …}` (no message when empty).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
@@ -90,6 +110,11 @@ impl ApiError {
         Self { code, message: message.into() }
     }
 
+    /// An error Kinesis answers with its type alone, no message.
+    pub fn bare(code: ErrorCode) -> Self {
+        Self::new(code, String::new())
+    }
+
     /// An `InvalidArgumentException`.
     pub fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidArgument, message)
@@ -100,9 +125,9 @@ impl ApiError {
         Self::new(ErrorCode::DryRunOperation, "Request would have succeeded, but DryRun flag is set.")
     }
 
-    /// An `InternalFailure`; the cause is logged, never shown to the client.
+    /// An `InternalFailure`, bare as Kinesis sends it; the cause is logged, never shown.
     pub fn internal() -> Self {
-        Self::new(ErrorCode::InternalFailure, "Internal service failure.")
+        Self::bare(ErrorCode::InternalFailure)
     }
 
     /// A `SerializationException`.
@@ -114,12 +139,14 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         let code = match &err {
-            Error::StreamNotFound { .. } | Error::ShardNotFound { .. } => ErrorCode::ResourceNotFound,
+            Error::StreamNotFound { .. } | Error::ShardNotFound { .. } | Error::CouldNotFindShard { .. } => {
+                ErrorCode::ResourceNotFound
+            }
             Error::StreamExists { .. } | Error::StreamNotActive { .. } | Error::ResourceInUse(_) => {
                 ErrorCode::ResourceInUse
             }
             Error::ResourceNotFound(_) => ErrorCode::ResourceNotFound,
-            Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Error::InvalidArgument(_) | Error::ForeignSequenceNumber => ErrorCode::InvalidArgument,
             Error::LimitExceeded(_) => ErrorCode::LimitExceeded,
             Error::ThroughputExceeded(_) => ErrorCode::ProvisionedThroughputExceeded,
             Error::LeaseConflict(_) => ErrorCode::LeaseConflict,
@@ -128,6 +155,7 @@ impl From<Error> for ApiError {
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::ExpiredIterator(_) => ErrorCode::ExpiredIterator,
             Error::ExpiredNextToken(_) => ErrorCode::ExpiredNextToken,
+            Error::OldestSequenceLayout => return ApiError::internal(),
             Error::WritePathClosed(_) | Error::Store(_) => {
                 tracing::error!(cause = %err, "internal failure");
                 return ApiError::internal();

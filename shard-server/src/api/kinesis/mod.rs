@@ -3,13 +3,16 @@
 //! typed requests, each operation in [`ops`] validates and acts on [`Node`], and errors leave
 //! through [`error::ErrorCode::wire`] only.
 
+pub mod authentication;
 pub mod codec;
+pub mod coral;
 pub mod error;
 pub mod ops;
 pub mod page_token;
 pub mod relay;
 pub mod shapes;
 pub mod stream_ref;
+pub mod transport;
 pub mod validate;
 
 use std::sync::Arc;
@@ -119,20 +122,26 @@ pub const NOT_SERVED: [(&str, &str); 14] = [
 ];
 
 impl Operation {
-    /// Resolves an `X-Amz-Target` header value.
+    /// Resolves an `X-Amz-Target` header value. A target that names no Kinesis operation is
+    /// a bare `UnknownOperationException`, as Kinesis answers it; an operation Kinesis has and
+    /// Shardline does not serve says why.
     pub fn from_target(target: Option<&str>) -> Result<Self, ApiError> {
-        let unknown = |message: String| ApiError::new(ErrorCode::UnknownOperation, message);
-        let target = target.ok_or_else(|| unknown("The X-Amz-Target header is missing.".into()))?;
-        let name = target
-            .strip_prefix(TARGET_PREFIX)
-            .ok_or_else(|| unknown(format!("{target} is not a Kinesis_20131202 operation.")))?;
+        let name = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)).unwrap_or_default();
         if let Some(op) = Operation::from_name(name) {
             return Ok(op);
         }
         match NOT_SERVED.iter().find(|(op, _)| *op == name) {
-            Some((op, why)) => Err(unknown(format!("Shardline does not serve {op}: {why}. See README.md."))),
-            None => Err(unknown(format!("{name} is not a Kinesis operation."))),
+            Some((op, why)) => Err(ApiError::new(
+                ErrorCode::UnknownOperation,
+                format!("Shardline does not serve {op}: {why}. See README.md."),
+            )),
+            None => Err(ApiError::bare(ErrorCode::UnknownOperation)),
         }
+    }
+
+    /// True when `name` is an operation of Kinesis' API, served here or not.
+    pub fn is_kinesis_operation(name: &str) -> bool {
+        Operation::from_name(name).is_some() || NOT_SERVED.iter().any(|(op, _)| *op == name)
     }
 }
 
@@ -307,61 +316,113 @@ async fn handle(
     Extension(admission): Extension<Arc<Admission>>,
     request: Request,
 ) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let (wire, wire_error) = match Wire::from_content_type(content_type) {
-        Ok(wire) => (wire, None),
-        Err(err) => (Wire::Json, Some(err)),
-    };
-    let outcome = async {
-        if let Some(err) = wire_error {
-            return Err(err);
-        }
-        if parts.method != Method::POST {
-            return Err(ApiError::new(
-                ErrorCode::UnknownOperation,
-                format!("{} is not supported; Kinesis requests are POSTs.", parts.method),
-            ));
-        }
-        let op = Operation::from_target(parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()))?;
-        tracing::Span::current().record("op", tracing::field::debug(op));
-        let (body, _room) = read_body(body, &admission).await?;
-        let _slot = admission.in_flight.acquire().await.map_err(|_| ApiError::internal())?;
-        if let Some(address) = relay::destination(&node, op, wire, &parts.headers, &body)? {
-            let streaming = op == Operation::SubscribeToShard;
-            let relayed =
-                node.peers().forward_http(&address, &parts.headers, body, streaming).await.map_err(ApiError::from)?;
-            return Ok(Answer::Relayed(relayed));
-        }
-        dispatch(op, wire, &body, &node).await
-    }
-    .await;
-
-    let (status, body, error_type, content_type) = match outcome {
-        Ok(Answer::Body(body)) => (StatusCode::OK, Body::from(body), None, wire.content_type()),
-        Ok(Answer::Events(events)) => (StatusCode::OK, events, None, subscribe_to_shard::EVENT_STREAM_CONTENT_TYPE),
-        Ok(Answer::Relayed(relayed)) => return relayed_response(relayed, &request_id),
-        Err(err) => {
-            let (kind, status) = err.code.wire();
-            tracing::debug!(error = kind, message = %err.message, "request refused");
-            (status, Body::from(wire.error_body(kind, &err.message)), Some(kind), wire.content_type())
+    let origin = parts.headers.contains_key(header::ORIGIN);
+    let preflight = origin && parts.method == Method::OPTIONS;
+    let mut response = if preflight {
+        transport::preflight(&parts.headers)
+    } else {
+        match answer(&node, &admission, &parts, body).await {
+            Reply::Answer(wire, Answer::Body(body)) => transport::body(StatusCode::OK, wire.content_type(), body),
+            Reply::Answer(_, Answer::Events(events)) => {
+                let mut response = (StatusCode::OK, events).into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(subscribe_to_shard::EVENT_STREAM_CONTENT_TYPE),
+                );
+                response
+            }
+            Reply::Answer(_, Answer::Relayed(relayed)) => relayed_response(relayed),
+            Reply::Refused(wire, err) => {
+                let (kind, status) = err.code.wire();
+                tracing::debug!(error = kind, message = %err.message, "request refused");
+                let mut response =
+                    transport::body(status, wire.content_type(), wire.error_body(err.code, &err.message));
+                response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(kind));
+                response
+            }
+            Reply::Transport(refusal) => refusal.into_response(),
         }
     };
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
-        headers.insert("x-amzn-requestid", id);
-    }
-    if let Some(kind) = error_type {
-        headers.insert("x-amzn-errortype", HeaderValue::from_static(kind));
-    }
+    transport::stamp(response.headers_mut(), origin, preflight);
     response
 }
 
+/// How a request is answered.
+enum Reply {
+    /// The operation's answer, in the request's wire format.
+    Answer(Wire, Answer),
+    /// An error in the request's wire format.
+    Refused(Wire, ApiError),
+    /// A refusal before the request's format is known, in the shape Kinesis uses for it.
+    Transport(transport::Refusal),
+}
+
+/// Runs a request through Kinesis' checks in Kinesis' order (method, body, content type,
+/// target, signature; then the operation's own validation) and then the operation.
+async fn answer(node: &Arc<Node>, admission: &Admission, parts: &axum::http::request::Parts, body: Body) -> Reply {
+    if parts.method != Method::POST {
+        return Reply::Transport(transport::Refusal::access_denied());
+    }
+    let content = transport::Content::of(parts.headers.get(header::CONTENT_TYPE));
+    let target = transport::Target::of(parts.headers.get("x-amz-target"));
+    // Errors before the body is judged are answered in CBOR unless the request is JSON 1.1.
+    let early_wire = if content == Some(transport::Content::Json) { Wire::Json } else { Wire::Cbor };
+    let (body, _room) = match read_body(body, admission).await {
+        Ok(read) => read,
+        Err(err) => return Reply::Refused(content.map_or(early_wire, transport::Content::wire), err),
+    };
+    if body.is_empty() {
+        let code = if target.exists() { ErrorCode::Serialization } else { ErrorCode::UnknownOperation };
+        return Reply::Refused(early_wire, ApiError::bare(code));
+    }
+    let Some(content) = content else {
+        return Reply::Transport(if target.named() {
+            transport::Refusal::unknown_operation()
+        } else {
+            transport::Refusal::access_denied()
+        });
+    };
+    let wire = content.wire();
+    if let Err(err) = wire.check_object(&body) {
+        return match content {
+            transport::Content::LegacyJson => Reply::Transport(transport::Refusal::legacy(ErrorCode::Serialization)),
+            _ => Reply::Refused(wire, err),
+        };
+    }
+    if content == transport::Content::LegacyJson {
+        return Reply::Transport(transport::Refusal::legacy(ErrorCode::UnknownOperation));
+    }
+    let op = match target.operation() {
+        Ok(op) => op,
+        Err(err) => return Reply::Refused(wire, err),
+    };
+    tracing::Span::current().record("op", tracing::field::debug(op));
+    if let Err(err) = authentication::check(&parts.headers, parts.uri.query()) {
+        return Reply::Refused(wire, err);
+    }
+    let outcome = async {
+        let _slot = admission.in_flight.acquire().await.map_err(|_| ApiError::internal())?;
+        if let Some(address) = relay::destination(node, op, wire, &parts.headers, &body)? {
+            let streaming = op == Operation::SubscribeToShard;
+            let relayed = node
+                .peers()
+                .forward_http(&address, parts.uri.query(), &parts.headers, body, streaming)
+                .await
+                .map_err(ApiError::from)?;
+            return Ok(Answer::Relayed(relayed));
+        }
+        dispatch(op, wire, &body, node).await
+    }
+    .await;
+    match outcome {
+        Ok(answer) => Reply::Answer(wire, answer),
+        Err(err) => Reply::Refused(wire, err),
+    }
+}
+
 /// A relayed server's answer, passed on as it came (streamed, so SubscribeToShard works too).
-fn relayed_response(relayed: reqwest::Response, request_id: &str) -> Response {
+fn relayed_response(relayed: reqwest::Response) -> Response {
     let status = StatusCode::from_u16(relayed.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut headers = axum::http::HeaderMap::new();
     for name in [header::CONTENT_TYPE.as_str(), "x-amzn-errortype", "x-amzn-requestid"] {
@@ -369,11 +430,6 @@ fn relayed_response(relayed: reqwest::Response, request_id: &str) -> Response {
             if let Ok(name) = axum::http::HeaderName::from_bytes(name.as_bytes()) {
                 headers.insert(name, value);
             }
-        }
-    }
-    if !headers.contains_key("x-amzn-requestid") {
-        if let Ok(id) = HeaderValue::from_str(request_id) {
-            headers.insert("x-amzn-requestid", id);
         }
     }
     let mut response = (status, Body::from_stream(relayed.bytes_stream())).into_response();

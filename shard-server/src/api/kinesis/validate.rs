@@ -138,6 +138,61 @@ impl Violations {
         }
     }
 
+    /// A list's length must lie in `min..=max` and each member's in `member_min..=member_max`;
+    /// the list is shown as Kinesis shows it, `[a, b]`.
+    pub fn string_list(
+        &mut self,
+        field: &str,
+        value: Option<&[String]>,
+        (min, max): (usize, usize),
+        (member_min, member_max): (usize, usize),
+    ) {
+        let Some(list) = value else { return };
+        let shown = format!("[{}]", list.join(", "));
+        self.count(field, &shown, list.len(), min, max);
+        if list.iter().any(|m| !(member_min..=member_max).contains(&m.chars().count())) {
+            self.push(
+                Some(&shown),
+                field,
+                &format!(
+                    "Member must satisfy constraint: [Member must have length less than or equal to {member_max}, Member must have length greater than or equal to {member_min}]"
+                ),
+            );
+        }
+    }
+
+    /// A tag map: its size in `min..=max`, keys of 1–128 and values of 0–256 characters;
+    /// the map is shown as Kinesis shows it, `{key=value, …}`.
+    pub fn tag_map(&mut self, field: &str, value: Option<&std::collections::BTreeMap<String, String>>, max: usize) {
+        let Some(map) = value else { return };
+        let shown = format!("{{{}}}", map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
+        self.count(field, &shown, map.len(), 1, max);
+        if map.keys().any(|k| !(1..=128).contains(&k.chars().count())) {
+            self.push(
+                Some(&shown),
+                field,
+                "Map keys must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]",
+            );
+        }
+        if map.values().any(|v| v.chars().count() > 256) {
+            self.push(
+                Some(&shown),
+                field,
+                "Map value must satisfy constraint: [Member must have length less than or equal to 256, Member must have length greater than or equal to 0]",
+            );
+        }
+    }
+
+    /// A collection's size must lie in `min..=max`; `shown` is how Kinesis shows it.
+    pub fn count(&mut self, field: &str, shown: &str, len: usize, min: usize, max: usize) {
+        if len < min {
+            self.push(Some(shown), field, &format!("Member must have length greater than or equal to {min}"));
+        }
+        if len > max {
+            self.push(Some(shown), field, &format!("Member must have length less than or equal to {max}"));
+        }
+    }
+
     /// A stream name: 1..128 characters of `[a-zA-Z0-9_.-]`.
     pub fn stream_name(&mut self, field: &str, value: Option<&str>) {
         self.pattern(field, value, is_stream_name, STREAM_NAME_PATTERN);

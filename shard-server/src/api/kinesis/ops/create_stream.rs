@@ -39,19 +39,7 @@ impl Request {
         v.one_of("streamModeDetails.streamMode", mode, &["PROVISIONED", "ON_DEMAND"]);
         v.range("warmThroughputMiBps", self.warm_throughput_mibps, 0, i64::MAX);
         v.range("maxRecordSizeInKiB", self.max_record_size_kib, 1024, 10240);
-        if let Some(tags) = &self.tags {
-            if tags.len() > 200 {
-                v.violation(
-                    Some(&format!("{} tags", tags.len())),
-                    "tags",
-                    "Member must have length less than or equal to 200",
-                );
-            }
-            for (key, value) in tags {
-                v.length("tags.key", Some(key), 1, 128);
-                v.length("tags.value", Some(value), 0, 256);
-            }
-        }
+        v.tag_map("tags", self.tags.as_ref(), 200);
         v.finish()?;
 
         let mode = match mode {

@@ -6,8 +6,9 @@ use crate::api::kinesis::codec::Timestamp;
 use crate::api::kinesis::error::ApiError;
 use crate::api::kinesis::stream_ref;
 use crate::api::kinesis::validate::Violations;
+use crate::error::Error;
 use crate::node::{Node, StartingPosition};
-use crate::sequence::SequenceNumber;
+use crate::sequence::Position;
 
 /// The starting position types of GetShardIterator and SubscribeToShard.
 pub const ITERATOR_TYPES: [&str; 5] =
@@ -47,17 +48,25 @@ impl Request {
         v.finish()?;
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
         let shard = self.shard_id.unwrap_or_default();
+        // The shard is looked up before the starting position is read, as Kinesis does.
+        node.readable_shard(&name, node.resolve_shard_id(&name, &shard)?)?;
         let kind = self.shard_iterator_type.unwrap_or_default();
         let account = &node.config().account_id;
-        let parse_sequence = |text: &str| {
-            SequenceNumber::parse(text).ok_or_else(|| {
-                ApiError::invalid_argument(format!(
-                    "StartingSequenceNumber {text} used in GetShardIterator on shard {shard} in stream {name} under account {account} is invalid."
-                ))
-            })
+        let invalid = |text: &str, why: &str| {
+            let shard = node.resolve_shard_id(&name, &shard).map_or_else(|_| shard.clone(), crate::stream::shard_id);
+            ApiError::invalid_argument(format!(
+                "StartingSequenceNumber {text} used in GetShardIterator on shard {shard} in stream {name} under account {account} is invalid{why}."
+            ))
         };
-        let start = parse_start(&kind, self.starting_sequence_number.as_deref(), self.timestamp, parse_sequence)?;
-        let shard_iterator = node.shard_iterator(&name, &shard, start)?;
+        let parse_sequence = |text: &str| Position::parse(text).ok_or_else(|| invalid(text, ""));
+        let sequence = self.starting_sequence_number.as_deref();
+        let start = parse_start(&kind, sequence, self.timestamp, parse_sequence)?;
+        let shard_iterator = node.shard_iterator(&name, &shard, start).map_err(|err| match err {
+            Error::ForeignSequenceNumber => {
+                invalid(sequence.unwrap_or_default(), " because it did not come from this stream")
+            }
+            other => other.into(),
+        })?;
         if self.dry_run == Some(true) {
             return Err(ApiError::dry_run());
         }
@@ -71,7 +80,7 @@ pub fn parse_start(
     kind: &str,
     sequence: Option<&str>,
     timestamp: Option<Timestamp>,
-    parse_sequence: impl Fn(&str) -> Result<SequenceNumber, ApiError>,
+    parse_sequence: impl Fn(&str) -> Result<Position, ApiError>,
 ) -> Result<StartingPosition, ApiError> {
     let mismatch = |with: &str| {
         ApiError::invalid_argument(format!(

@@ -32,8 +32,8 @@ impl Request {
         v.shard_id("adjacentShardToMerge", self.adjacent_shard_to_merge.as_deref());
         v.finish()?;
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
-        let shard = node.shard_index(&name, self.shard_to_merge.as_deref().unwrap_or_default())?;
-        let adjacent = node.shard_index(&name, self.adjacent_shard_to_merge.as_deref().unwrap_or_default())?;
+        let shard = node.resolve_shard_id(&name, self.shard_to_merge.as_deref().unwrap_or_default())?;
+        let adjacent = node.resolve_shard_id(&name, self.adjacent_shard_to_merge.as_deref().unwrap_or_default())?;
         node.reshard(&name, Change::Merge { shard, adjacent }).await?;
         Ok(())
     }

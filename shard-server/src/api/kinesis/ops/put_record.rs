@@ -9,7 +9,7 @@ use crate::api::kinesis::stream_ref;
 use crate::api::kinesis::validate::{Violations, SEQUENCE_NUMBER_PATTERN};
 use crate::metrics::PutOp;
 use crate::node::Node;
-use crate::sequence::{self, SequenceNumber};
+use crate::sequence;
 
 /// The request.
 #[derive(Debug, Deserialize)]
@@ -31,7 +31,9 @@ pub struct Request {
 pub struct Response {
     shard_id: String,
     sequence_number: String,
-    encryption_type: &'static str,
+    /// Sent only for encrypted streams, as Kinesis sends it (Shardline encrypts none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption_type: Option<&'static str>,
 }
 
 impl Request {
@@ -54,7 +56,11 @@ impl Request {
         v.finish()?;
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
         if let Some(ordering) = &self.sequence_number_for_ordering {
-            if SequenceNumber::parse(ordering).is_none() {
+            // Any number Kinesis could have issued orders, this server's or AWS's: every record
+            // a shard takes numbers above every earlier one anyway.
+            let now_secs = node.now_ms() / 1000;
+            let position = sequence::Position::parse(ordering);
+            if position.is_none_or(|p| p.arrival_secs().is_some_and(|at| at > now_secs)) {
                 return Err(ApiError::invalid_argument(format!(
                     "ExclusiveMinimumSequenceNumber {ordering} used in PutRecord on stream {name} under account {} is invalid.",
                     node.config().account_id
@@ -84,7 +90,7 @@ impl Request {
         Ok(Response {
             shard_id: result.shard_id,
             sequence_number: result.sequence_number.to_string(),
-            encryption_type: "NONE",
+            encryption_type: None,
         })
     }
 }

@@ -80,7 +80,9 @@ struct RequestEntry {
 pub struct Response {
     failed_record_count: u32,
     records: Vec<ResultEntry>,
-    encryption_type: &'static str,
+    /// Sent only for encrypted streams, as Kinesis sends it (Shardline encrypts none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption_type: Option<&'static str>,
 }
 
 /// One record's outcome: where it landed, or why it was refused (the others still land).
@@ -93,6 +95,19 @@ enum ResultEntry {
     Failed { error_code: &'static str, error_message: String },
 }
 
+/// How Kinesis shows a record list in a validation message: each entry by its Java object name.
+/// Lists longer than [`MAX_SHOWN_RECORDS`] (only an attack sends them) are summarised.
+fn shown_records(len: usize) -> String {
+    if len > MAX_SHOWN_RECORDS {
+        return format!("[{len} records]");
+    }
+    let entry = "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310";
+    format!("[{}]", vec![entry; len].join(", "))
+}
+
+/// Longest record list shown entry by entry in a validation message.
+const MAX_SHOWN_RECORDS: usize = 1000;
+
 impl Request {
     /// Puts the records.
     pub async fn apply(self, node: &Node) -> Result<Response, ApiError> {
@@ -100,17 +115,7 @@ impl Request {
         stream_ref::validate(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.required("records", self.records.as_ref());
         if let Some(records) = &self.records {
-            let shown = || format!("[{} records]", records.len);
-            if records.len == 0 {
-                v.violation(Some(&shown()), "records", "Member must have length greater than or equal to 1");
-            }
-            if records.len > MAX_RECORDS {
-                v.violation(
-                    Some(&shown()),
-                    "records",
-                    &format!("Member must have length less than or equal to {MAX_RECORDS}"),
-                );
-            }
+            v.count("records", &shown_records(records.len), records.len, 1, MAX_RECORDS);
             for (i, record) in records.kept.iter().enumerate() {
                 let fields = EntryFields {
                     partition_key: record.partition_key.as_deref(),
@@ -178,6 +183,6 @@ impl Request {
                 }
             })
             .collect();
-        Ok(Response { failed_record_count, records, encryption_type: "NONE" })
+        Ok(Response { failed_record_count, records, encryption_type: None })
     }
 }

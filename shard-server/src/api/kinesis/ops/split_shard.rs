@@ -34,7 +34,7 @@ impl Request {
         v.finish()?;
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
         let shard_text = self.shard_to_split.unwrap_or_default();
-        let shard = node.shard_index(&name, &shard_text)?;
+        let shard = node.resolve_shard_id(&name, &shard_text)?;
         let at = self.new_starting_hash_key.as_deref().and_then(parse_hash_key).ok_or_else(|| {
             ApiError::invalid_argument("NewStartingHashKey must be a decimal number between 0 and 2^128 - 1.")
         })?;

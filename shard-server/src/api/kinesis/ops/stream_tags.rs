@@ -26,28 +26,13 @@ pub struct AddRequest {
 /// Checks a tag map's shape as the model does (1–200 entries, key 1–128, value 0–256).
 pub fn validate_tag_map(v: &mut Violations, tags: Option<&BTreeMap<String, String>>) {
     v.required("tags", tags);
-    if let Some(tags) = tags {
-        if tags.is_empty() || tags.len() > 200 {
-            v.violation(Some(&format!("{} tags", tags.len())), "tags", "Member must have length between 1 and 200");
-        }
-        for (key, value) in tags {
-            v.length("tags.key", Some(key), 1, 128);
-            v.length("tags.value", Some(value), 0, 256);
-        }
-    }
+    v.tag_map("tags", tags, 200);
 }
 
 /// Checks a tag key list's shape (1–50 keys of 1–128 characters).
 pub fn validate_tag_keys(v: &mut Violations, keys: Option<&Vec<String>>) {
     v.required("tagKeys", keys);
-    if let Some(keys) = keys {
-        if keys.is_empty() || keys.len() > 50 {
-            v.violation(Some(&format!("{} keys", keys.len())), "tagKeys", "Member must have length between 1 and 50");
-        }
-        for key in keys {
-            v.length("tagKeys.member", Some(key), 1, 128);
-        }
-    }
+    v.string_list("tagKeys", keys.map(Vec::as_slice), (1, 50), (1, 128));
 }
 
 impl AddRequest {

@@ -17,7 +17,7 @@ use crate::api::kinesis::ops::get_shard_iterator::{parse_start, ITERATOR_TYPES};
 use crate::api::kinesis::shapes::{ChildShard, Record};
 use crate::api::kinesis::validate::Violations;
 use crate::node::{Node, SubscriptionEvent};
-use crate::sequence::SequenceNumber;
+use crate::sequence::Position as SequencePosition;
 
 /// Content type of an event stream answer.
 pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
@@ -71,7 +71,7 @@ impl Request {
         let arn = self.consumer_arn.unwrap_or_default();
         let shard = self.shard_id.unwrap_or_default();
         let parse_sequence = |text: &str| {
-            SequenceNumber::parse(text).ok_or_else(|| {
+            SequencePosition::parse(text).ok_or_else(|| {
                 ApiError::invalid_argument(format!(
                     "StartingPosition.SequenceNumber {text} used in SubscribeToShard on shard {shard} is invalid."
                 ))
