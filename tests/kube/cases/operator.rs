@@ -289,11 +289,11 @@ pub async fn stream_lifecycle(cluster: &Cluster) -> Result<()> {
     assert_eq!(map.iter().filter(|s| s.state == "open").count(), 3);
     // Read through the other server: every acknowledged record, once, and each key in order.
     let read = read_everything(&second).await?;
-    let mut last: BTreeMap<&str, u128> = BTreeMap::new();
+    let mut last: BTreeMap<&str, shardline_proto::sequence::SequenceNumber> = BTreeMap::new();
     for (key, n, sequence) in &acked {
         let (stored_key, data) = read.get(sequence).with_context(|| format!("{key} #{n} ({sequence}) lost"))?;
         assert_eq!((stored_key.as_str(), data.as_str()), (key.as_str(), n.to_string().as_str()));
-        let number: u128 = sequence.parse()?;
+        let number = shardline_tests::seq(sequence);
         let previous = last.insert(key, number);
         assert!(previous.is_none_or(|p| p < number), "{key}: #{n} numbered below its predecessor");
     }
