@@ -58,6 +58,11 @@ struct Cli {
     /// finds no room waits for it (within the body timeout).
     #[arg(long, env = "SHARDLINE_REQUEST_BUFFER_MIB", default_value_t = RequestLimits::default().body_buffer_bytes >> 20)]
     request_buffer_mib: usize,
+    /// Let pages of any origin call the Kinesis endpoint from a browser (CORS headers and
+    /// preflight answers, as the service sends them). Until signatures are verified, any page
+    /// a user opens could then write to the streams the user's browser reaches.
+    #[arg(long, env = "SHARDLINE_CORS")]
+    cors: bool,
     /// Milliseconds shutdown waits for open requests and subscriptions before closing their
     /// connections.
     #[arg(long, env = "SHARDLINE_DRAIN_TIMEOUT_MS", default_value_t = 20_000)]
@@ -135,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         max_in_flight: cli.max_in_flight.max(1),
         body_timeout: Duration::from_millis(cli.body_timeout_ms.max(1)),
         body_buffer_bytes: cli.request_buffer_mib.saturating_mul(1 << 20),
+        cors: cli.cors,
     };
 
     let node = Node::open(config).with_context(|| format!("opening {}", cli.data_dir.display()))?;

@@ -179,7 +179,7 @@ impl Peers {
         if ok {
             return Ok(value);
         }
-        let message = value["message"].as_str().unwrap_or_default().to_owned();
+        let message = value["message"].as_str().or(value["Message"].as_str()).unwrap_or_default().to_owned();
         Err(named_error(value["__type"].as_str().unwrap_or_default(), message))
     }
 }

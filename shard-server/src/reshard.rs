@@ -155,38 +155,42 @@ struct ShardMap<'a> {
 }
 
 impl ShardMap<'_> {
-    fn close(&mut self, index: u32) -> HashRange {
+    /// When the change from `parents` to their children happens. Sequence numbers lead with
+    /// their shard's creation second, so children created within a parent's second are dated
+    /// the next one: their numbers then follow every one of their parents'. The parents close
+    /// at the same time, so no moment is left without an open shard for a hash key.
+    fn handover(&self, parents: &[u32]) -> u64 {
+        let after_parents = parents
+            .iter()
+            .filter_map(|&p| self.def.shard(p))
+            .map(|p| (p.created_at_ms / 1000 + 1) * 1000)
+            .max()
+            .unwrap_or_default();
+        self.now_ms.max(after_parents)
+    }
+
+    fn close(&mut self, index: u32, at_ms: u64) -> HashRange {
         let position = usize::try_from(index).unwrap_or(usize::MAX);
         // A short-lived shard of this change never took a record: it ends before its first.
         let counter = if position >= self.first_new { 0 } else { (self.ending)(index) };
-        let now = self.now_ms;
         match self.def.shards.get_mut(position) {
             Some(shard) => {
                 shard.ending_counter = Some(counter);
-                shard.closed_at_ms = Some(now);
+                shard.closed_at_ms = Some(at_ms);
                 shard.hash_range
             }
             None => HashRange::FULL,
         }
     }
 
-    fn open(&mut self, range: HashRange, parent: u32, adjacent_parent: Option<u32>) -> u32 {
+    fn open(&mut self, range: HashRange, parent: u32, adjacent_parent: Option<u32>, at_ms: u64) -> u32 {
         let index = u32::try_from(self.def.shards.len()).unwrap_or(u32::MAX);
-        // Sequence numbers lead with their shard's creation second: a child created in its
-        // parent's second is dated the next one, so its numbers follow every one of the parent's.
-        let after_parents = [Some(parent), adjacent_parent]
-            .into_iter()
-            .flatten()
-            .filter_map(|p| self.def.shard(p))
-            .map(|p| (p.created_at_ms / 1000 + 1) * 1000)
-            .max()
-            .unwrap_or_default();
         self.def.shards.push(ShardDef {
             index,
             hash_range: range,
             parent: Some(parent),
             adjacent_parent,
-            created_at_ms: self.now_ms.max(after_parents),
+            created_at_ms: at_ms,
             ending_counter: None,
             closed_at_ms: None,
         });
@@ -195,17 +199,19 @@ impl ShardMap<'_> {
 
     /// Returns the (left, right) children.
     fn split(&mut self, shard: u32, at: u128) -> (u32, u32) {
-        let range = self.close(shard);
-        let left = self.open(HashRange { start: range.start, end: at - 1 }, shard, None);
-        let right = self.open(HashRange { start: at, end: range.end }, shard, None);
+        let when = self.handover(&[shard]);
+        let range = self.close(shard, when);
+        let left = self.open(HashRange { start: range.start, end: at - 1 }, shard, None, when);
+        let right = self.open(HashRange { start: at, end: range.end }, shard, None, when);
         (left, right)
     }
 
     fn merge(&mut self, shard: u32, adjacent: u32) -> u32 {
-        let a = self.close(shard);
-        let b = self.close(adjacent);
+        let when = self.handover(&[shard, adjacent]);
+        let a = self.close(shard, when);
+        let b = self.close(adjacent, when);
         let range = HashRange { start: a.start.min(b.start), end: a.end.max(b.end) };
-        self.open(range, shard, Some(adjacent))
+        self.open(range, shard, Some(adjacent), when)
     }
 
     /// Reaches `target` evenly sized open shards: first split every open shard at each target

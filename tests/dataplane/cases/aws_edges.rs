@@ -89,7 +89,7 @@ const LIST_STREAMS: &str = "Kinesis_20131202.ListStreams";
 #[tokio::test]
 async fn the_envelope_is_the_services() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(&dir, &[])?;
+    let server = Server::start(&dir, &["--cors"])?;
     let endpoint = server.endpoint.as_str();
 
     // Not a POST: 403 with an XML document and no content type.
@@ -172,6 +172,23 @@ async fn the_envelope_is_the_services() -> anyhow::Result<()> {
         Some("x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date")
     );
     answer.assert_ids();
+    Ok(())
+}
+
+#[tokio::test]
+async fn browsers_are_let_in_only_when_asked() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir, &[])?;
+    let endpoint = server.endpoint.as_str();
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, endpoint)
+        .header("origin", "https://evil.example")
+        .header("access-control-request-headers", "x-amz-target, authorization");
+    let answer = send(preflight).await?;
+    assert_eq!(answer.status, 403, "without --cors a preflight is refused like any other non-POST");
+    assert_eq!(answer.header("access-control-allow-origin"), None);
+    let answer = send(signed(post(endpoint, Some(JSON), Some(LIST_STREAMS), "{}").header("origin", "x"))).await?;
+    assert_eq!((answer.status, answer.header("access-control-allow-origin")), (200, None));
     Ok(())
 }
 

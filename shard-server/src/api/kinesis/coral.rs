@@ -23,6 +23,8 @@ pub const TIMESTAMP: &str = "shardline::Timestamp";
 /// Java's name of a JSON number as Kinesis reads it.
 const NUMBER_CLASS: &str = "class com.amazon.coral.value.json.numbers.TruncatingBigNumber";
 const LIST_NOT_EXPECTED: &str = "Start of list found where not expected";
+/// Longest piece of a refused string quoted back.
+const QUOTED_CHARS: usize = 4096;
 const MAP_NOT_EXPECTED: &str = "Start of structure or map found where not expected.";
 
 /// Deserializes `T` from `deserializer` with Kinesis' type conversions.
@@ -79,7 +81,10 @@ impl ModelType {
             (M::Structure, _) => "Expected null".to_owned(),
             (M::String, F::Boolean) => "class java.lang.Boolean can not be converted to an String".to_owned(),
             (M::String, _) => format!("{NUMBER_CLASS} can not be converted to an String"),
-            (M::Boolean, F::String) => format!("'{}' can not be converted to an Boolean", text.to_uppercase()),
+            (M::Boolean, F::String) => {
+                let quoted: String = text.chars().take(QUOTED_CHARS).collect();
+                format!("'{}' can not be converted to an Boolean", quoted.to_uppercase())
+            }
             (M::Boolean, _) => format!("{NUMBER_CLASS} can not be converted to an Boolean"),
             (M::Integer, F::Boolean) => "class java.lang.Boolean can not be converted to an Integer".to_owned(),
             (M::Integer, _) => "class java.lang.String can not be converted to an Integer".to_owned(),

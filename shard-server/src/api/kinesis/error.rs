@@ -88,7 +88,7 @@ impl ErrorCode {
     /// errors of its deserializer and `message` for everything else.
     pub const fn message_key(self) -> &'static str {
         match self {
-            ErrorCode::Serialization => "Message",
+            ErrorCode::Serialization | ErrorCode::RequestTooLarge => "Message",
             _ => "message",
         }
     }

@@ -126,7 +126,12 @@ impl Operation {
     /// a bare `UnknownOperationException`, as Kinesis answers it; an operation Kinesis has and
     /// Shardline does not serve says why.
     pub fn from_target(target: Option<&str>) -> Result<Self, ApiError> {
-        let name = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)).unwrap_or_default();
+        // `Service.Operation`, read as the service reads it: anything after a second `.` is
+        // ignored.
+        let mut pieces = target.unwrap_or_default().split('.');
+        let service = pieces.next().unwrap_or_default();
+        let operation = pieces.next().unwrap_or_default();
+        let name = if TARGET_PREFIX.strip_suffix('.') == Some(service) { operation } else { "" };
         if let Some(op) = Operation::from_name(name) {
             return Ok(op);
         }
@@ -228,11 +233,15 @@ pub struct RequestLimits {
     pub body_timeout: Duration,
     /// Bytes of request bodies held at once (received, not yet answered), in all.
     pub body_buffer_bytes: usize,
+    /// Whether pages of any origin may call the endpoint from a browser (CORS), as the service
+    /// allows. Off by default: until signatures are verified, any page a user opens could
+    /// otherwise write to a stream the user's browser can reach.
+    pub cors: bool,
 }
 
 impl Default for RequestLimits {
     fn default() -> Self {
-        Self { max_in_flight: 4096, body_timeout: Duration::from_secs(60), body_buffer_bytes: 1 << 30 }
+        Self { max_in_flight: 4096, body_timeout: Duration::from_secs(60), body_buffer_bytes: 1 << 30, cors: false }
     }
 }
 
@@ -244,6 +253,8 @@ struct Admission {
     /// One permit per body byte held; taken as the bytes arrive, so a client holds only what
     /// it has really sent.
     body_buffer: Arc<Semaphore>,
+    /// CORS on (see [`RequestLimits::cors`]).
+    cors: bool,
 }
 
 /// The HTTP routes: the Kinesis endpoint on every path, `GET /health` (never queued behind
@@ -256,6 +267,7 @@ pub fn router(node: Arc<Node>, limits: RequestLimits) -> Router {
         body_buffer: Arc::new(Semaphore::new(
             limits.body_buffer_bytes.clamp(MAX_REQUEST_BYTES, Semaphore::MAX_PERMITS),
         )),
+        cors: limits.cors,
     });
     let kinesis = Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -317,7 +329,7 @@ async fn handle(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let origin = parts.headers.contains_key(header::ORIGIN);
+    let origin = admission.cors && parts.headers.contains_key(header::ORIGIN);
     let preflight = origin && parts.method == Method::OPTIONS;
     let mut response = if preflight {
         transport::preflight(&parts.headers)

@@ -18,6 +18,9 @@ pub const CONSUMER_ARN_PATTERN: &str =
 pub const SEQUENCE_NUMBER_PATTERN: &str = "0|([1-9]\\d{0,128})";
 /// AWS reports at most this many violations.
 const MAX_REPORTED: usize = 10;
+/// Longest value quoted in full in a violation (longer ones are cut, so that a huge field
+/// cannot make a larger message); every model limit on a quoted string is below it.
+const MAX_QUOTED_BYTES: usize = 64 << 10;
 
 /// Collects constraint violations for one request.
 #[derive(Debug, Default)]
@@ -70,6 +73,10 @@ impl Violations {
             return;
         }
         let value = match value {
+            Some(v) if v.len() > MAX_QUOTED_BYTES => {
+                let cut = (0..=MAX_QUOTED_BYTES).rev().find(|&i| v.is_char_boundary(i)).unwrap_or(0);
+                format!("'{}…'", &v[..cut])
+            }
             Some(v) => format!("'{v}'"),
             None => "null".to_owned(),
         };

@@ -11,6 +11,9 @@ use crate::metrics::PutOp;
 use crate::node::Node;
 use crate::sequence;
 
+/// How far ahead of this server's clock a SequenceNumberForOrdering may be dated.
+const ORDERING_CLOCK_TOLERANCE_SECS: u64 = 300;
+
 /// The request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -58,9 +61,12 @@ impl Request {
         if let Some(ordering) = &self.sequence_number_for_ordering {
             // Any number Kinesis could have issued orders, this server's or AWS's: every record
             // a shard takes numbers above every earlier one anyway.
-            let now_secs = node.now_ms() / 1000;
+            // The service refuses a number from the future; a number this stream issued may be
+            // a little ahead of this clock (arrival times never step back, and a shard's
+            // creation may be dated up to a second on), so the future starts a while from now.
+            let future_secs = node.now_ms() / 1000 + ORDERING_CLOCK_TOLERANCE_SECS;
             let position = sequence::Position::parse(ordering);
-            if position.is_none_or(|p| p.arrival_secs().is_some_and(|at| at > now_secs)) {
+            if position.is_none_or(|p| p.arrival_secs().is_some_and(|at| at > future_secs)) {
                 return Err(ApiError::invalid_argument(format!(
                     "ExclusiveMinimumSequenceNumber {ordering} used in PutRecord on stream {name} under account {} is invalid.",
                     node.config().account_id
