@@ -328,6 +328,15 @@ async fn validation_comes_first_and_names_every_violation() -> anyhow::Result<()
         let (status, answer) = raw_call(endpoint, op, body.to_string()).await?;
         assert_eq!((status, answer), (400, json!({"__type": "ValidationException", "message": expected})), "{op}");
     }
+    // Members are checked in the model's order, and ten violations at most are reported.
+    let records: Vec<Value> = (0..501).map(|_| json!({"PartitionKey": "", "Data": ""})).collect();
+    let (_, answer) =
+        raw_call(endpoint, "PutRecords", json!({"StreamName": "", "Records": records}).to_string()).await?;
+    let text = answer["message"].as_str().unwrap_or_default();
+    let entries = vec!["com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310"; 501].join(", ");
+    let first = format!("10 validation errors detected: Value '[{entries}]' at 'records' failed to satisfy constraint: Member must have length less than or equal to 500; Value '' at 'records.1.member.partitionKey'");
+    assert!(text.starts_with(&first), "{}", &text[..text.len().min(300)]);
+    assert!(!text.contains("'streamName'") && text.contains("'records.9.member.partitionKey'"));
     // A record over the model's 10 MiB is a validation error on 'data'; one over the stream's
     // 1 MiB record size (key and data together) is an invalid argument.
     use base64::Engine as _;

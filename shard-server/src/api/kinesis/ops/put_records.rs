@@ -111,8 +111,9 @@ const MAX_SHOWN_RECORDS: usize = 1000;
 impl Request {
     /// Puts the records.
     pub async fn apply(self, node: &Node) -> Result<Response, ApiError> {
+        // Members are checked in the model's order, records first: with more than ten
+        // violations, the ten the service reports.
         let mut v = Violations::new();
-        stream_ref::validate(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.required("records", self.records.as_ref());
         if let Some(records) = &self.records {
             v.count("records", &shown_records(records.len), records.len, 1, MAX_RECORDS);
@@ -125,6 +126,7 @@ impl Request {
                 check_entry(&mut v, &format!("records.{}.member.", i + 1), &fields);
             }
         }
+        stream_ref::validate(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.finish()?;
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
         let records = self.records.unwrap_or_default().kept;
