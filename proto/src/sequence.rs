@@ -110,20 +110,22 @@ impl SequenceNumber {
     /// Parses a number in Kinesis' current layout; `None` for anything else.
     pub fn parse(text: &str) -> Option<Self> {
         let value = decimal(text)?;
-        if text.len() != LEN || value >> 184u32 != U256::from(2u8) || value & U256::from(0xfu8) != U256::from(2u8) {
+        if text.len() != LEN || value >> 184u32 != U256::from(2u8) || field(value, 0, 4) != 2 {
             return None;
         }
-        let field = |shift: u32, bits: u32| -> u64 { ((value >> shift) & ((U256::ONE << bits) - 1)).as_u64() };
-        let counter = field(80, 64);
-        let shard = u32::try_from(field(4, 32)).ok()?;
-        let created = field(148, 36);
-        // The shard index's two copies agree, and the position's top bit is clear. (The byte
-        // between position and time is not always zero in the service's numbers.)
-        let consistent = field(144, 4) == u64::from(shard & 0xf) && shard <= i32::MAX as u32;
-        if !consistent || counter > MAX_COUNTER || created >= MAX_CREATED_SECS {
+        let fields = Version2::read(value)?;
+        let shard = u32::try_from(fields.index).ok()?;
+        // The shard index's two copies agree. (The byte between position and time is not
+        // always zero in the service's numbers.)
+        if fields.index_low_bits != u64::from(shard & 0xf) || shard > i32::MAX as u32 {
             return None;
         }
-        Some(Self { shard_created_secs: created, shard, counter, arrival_secs: field(36, 36) })
+        Some(Self {
+            shard_created_secs: fields.shard_created_secs,
+            shard,
+            counter: fields.counter,
+            arrival_secs: fields.arrival_secs,
+        })
     }
 
     /// The position this number names.
@@ -149,7 +151,7 @@ impl Position {
         if value < pow(124) {
             value += pow(124);
         }
-        let field = |shift: u32, bits: u32| -> u64 { ((value >> shift) & ((U256::ONE << bits) - 1)).as_u64() };
+        let field = |shift: u32, bits: u32| field(value, shift, bits);
         if value < pow(129) {
             // Version 0: `1`, 36 bits of shard creation, 72 bits, a 16-bit shard index.
             if field(88, 36) >= MAX_CREATED_SECS {
@@ -168,16 +170,15 @@ impl Position {
                 layout: Layout::Version1 { arrival_secs: field(100, 36) },
             }),
             2 => {
-                let counter = field(80, 64);
-                let created = field(148, 36);
-                if counter > MAX_COUNTER || created >= MAX_CREATED_SECS {
-                    return None;
-                }
+                let fields = Version2::read(value)?;
                 // An index field with its top bit set reads as negative.
-                let index = field(4, 32);
+                let index = fields.index;
                 let shard = if index >= 1 << 31 { index as i64 - (1i64 << 32) } else { index as i64 };
-                let layout = Layout::Current { shard_created_secs: created, arrival_secs: field(36, 36) };
-                Some(Self { shard, counter, layout })
+                let layout = Layout::Current {
+                    shard_created_secs: fields.shard_created_secs,
+                    arrival_secs: fields.arrival_secs,
+                };
+                Some(Self { shard, counter: fields.counter, layout })
             }
             _ => None,
         }
@@ -200,6 +201,35 @@ impl Position {
             Layout::Current { arrival_secs, .. } | Layout::Version1 { arrival_secs } => Some(arrival_secs),
             Layout::Version0 | Layout::Earlier => None,
         }
+    }
+}
+
+/// `bits` bits of `value` from bit `shift` up (at most 64).
+fn field(value: U256, shift: u32, bits: u32) -> u64 {
+    ((value >> shift) & ((U256::ONE << bits) - 1)).as_u64()
+}
+
+/// The fields of a version-2 number, as the module documentation lays them out.
+struct Version2 {
+    shard_created_secs: u64,
+    index_low_bits: u64,
+    counter: u64,
+    arrival_secs: u64,
+    index: u64,
+}
+
+impl Version2 {
+    /// The fields of `value`, if the service would accept them: the position's top bit clear
+    /// and the creation time below the service's limit.
+    fn read(value: U256) -> Option<Self> {
+        let fields = Self {
+            shard_created_secs: field(value, 148, 36),
+            index_low_bits: field(value, 144, 4),
+            counter: field(value, 80, 64),
+            arrival_secs: field(value, 36, 36),
+            index: field(value, 4, 32),
+        };
+        (fields.counter <= MAX_COUNTER && fields.shard_created_secs < MAX_CREATED_SECS).then_some(fields)
     }
 }
 

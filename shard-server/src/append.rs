@@ -46,8 +46,8 @@ pub struct Appended {
     pub shard: u32,
     /// Position in the shard.
     pub counter: u64,
-    /// Its sequence number.
-    pub sequence_number: crate::sequence::SequenceNumber,
+    /// Its arrival time, ms since the epoch (as stamped in the record).
+    pub arrival_ms: u64,
 }
 
 enum Command {
@@ -370,10 +370,6 @@ impl Writer {
                 }
             }
         }
-        let created_at_ms: HashMap<u32, u64> = {
-            let def = stream.def();
-            entries.iter().filter_map(|e| def.shard(e.shard).map(|s| (e.shard, s.created_at_ms))).collect()
-        };
         let mut results = Vec::with_capacity(entries.len());
         for mut entry in entries {
             let key = (stream.id, entry.shard);
@@ -397,9 +393,7 @@ impl Writer {
             let counter = touch.last_counter;
             shard::stamp_arrival(&mut entry.value, touch.arrival_ms);
             batch.put(Cf::Records, keys::record(stream.id, entry.shard, counter), entry.value);
-            let created = created_at_ms.get(&entry.shard).copied().unwrap_or_default();
-            let sequence_number = crate::sequence::SequenceNumber::new(entry.shard, created, counter, touch.arrival_ms);
-            results.push(Appended { shard: entry.shard, counter, sequence_number });
+            results.push(Appended { shard: entry.shard, counter, arrival_ms: touch.arrival_ms });
         }
         Ok(results)
     }

@@ -116,7 +116,7 @@ impl Node {
             if staged.is_empty() {
                 Ok(Vec::new())
             } else {
-                self.appender.append(stream, staged).await
+                self.appender.append(stream.clone(), staged).await
             }
         };
         let forwarded = futures_util::future::join_all(remote.into_iter().map(|(address, group)| async move {
@@ -145,6 +145,8 @@ impl Node {
                 }
             }
         }
+        // Numbered off the writer: a shard's creation time never changes once it exists.
+        let def = stream.def();
         let mut appended = appended.into_iter();
         Ok(answers
             .into_iter()
@@ -153,8 +155,11 @@ impl Node {
                 None if local_failure.is_some() => Err(Error::Unavailable(local_failure.clone().unwrap_or_default())),
                 None => appended
                     .next()
-                    .map(|a| PutResult { shard_id: shard_id(a.shard), sequence_number: a.sequence_number })
-                    .ok_or(Error::WritePathClosed("the appender answered fewer records than it was given")),
+                    .ok_or(Error::WritePathClosed("the appender answered fewer records than it was given"))
+                    .and_then(|a| {
+                        let shard = def.shard(a.shard).ok_or(Error::WritePathClosed("a record landed in no shard"))?;
+                        Ok(PutResult { shard_id: shard.id(), sequence_number: shard.sequence(a.counter, a.arrival_ms) })
+                    }),
             })
             .collect())
     }

@@ -38,16 +38,11 @@ impl Wire {
     /// Checks that a request body is one well-formed object (a CBOR map), as Kinesis does
     /// before it looks at the operation; anything else is a bare `SerializationException`.
     pub fn check_object(self, body: &[u8]) -> Result<(), ApiError> {
-        let well_formed = match self {
-            Wire::Json => {
-                body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-                    && serde_json::from_slice::<de::IgnoredAny>(body).is_ok()
-            }
-            // Major type 5: a map.
-            Wire::Cbor => {
-                body.first().is_some_and(|b| b >> 5 == 5) && ciborium::from_reader::<de::IgnoredAny, _>(body).is_ok()
-            }
-        };
+        let well_formed = self.opens_object(body)
+            && match self {
+                Wire::Json => serde_json::from_slice::<de::IgnoredAny>(body).is_ok(),
+                Wire::Cbor => ciborium::from_reader::<de::IgnoredAny, _>(body).is_ok(),
+            };
         if well_formed {
             Ok(())
         } else {
@@ -55,18 +50,27 @@ impl Wire {
         }
     }
 
+    /// True when the body's first item opens an object (a CBOR map, major type 5).
+    fn opens_object(self, body: &[u8]) -> bool {
+        match self {
+            Wire::Json => body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+            Wire::Cbor => body.first().is_some_and(|b| b >> 5 == 5),
+        }
+    }
+
     /// Decodes a request body into an operation's request, converting values as Kinesis
-    /// converts them ([`super::coral`]).
+    /// converts them ([`super::coral`]). A body that is not one well-formed object is the bare
+    /// `SerializationException` of [`Wire::check_object`], found in the same single pass.
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, ApiError> {
+        if !self.opens_object(body) {
+            return Err(ApiError::bare(ErrorCode::Serialization));
+        }
         match self {
             Wire::Json => decode(body),
-            Wire::Cbor => {
-                self.check_object(body)?;
-                ciborium::from_reader(body).map_err(|err| match err {
-                    ciborium::de::Error::Semantic(_, message) => ApiError::serialization(message),
-                    other => ApiError::serialization(other.to_string()),
-                })
-            }
+            Wire::Cbor => ciborium::from_reader(body).map_err(|err| match err {
+                ciborium::de::Error::Semantic(_, message) => ApiError::serialization(message),
+                _ => ApiError::bare(ErrorCode::Serialization),
+            }),
         }
     }
 
@@ -100,14 +104,23 @@ impl Wire {
 
 /// Decodes a JSON request body with Kinesis' conversions ([`super::coral`]).
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    Wire::Json.check_object(body)?;
+    if !Wire::Json.opens_object(body) {
+        return Err(ApiError::bare(ErrorCode::Serialization));
+    }
     let mut json = serde_json::Deserializer::from_slice(body);
-    super::coral::deserialize(&mut json).map_err(|err| {
+    let refused = |err: serde_json::Error| {
+        if !err.is_data() {
+            // Not well-formed JSON (or trailing bytes after the object).
+            return ApiError::bare(ErrorCode::Serialization);
+        }
         // serde_json appends the position; Kinesis' messages have none.
         let text = err.to_string();
         let position = format!(" at line {} column {}", err.line(), err.column());
         ApiError::serialization(text.strip_suffix(&position).unwrap_or(&text))
-    })
+    };
+    let request = super::coral::deserialize(&mut json).map_err(refused)?;
+    json.end().map_err(refused)?;
+    Ok(request)
 }
 
 /// Encodes a JSON response body.

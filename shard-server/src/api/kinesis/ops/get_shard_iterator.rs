@@ -49,11 +49,12 @@ impl Request {
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
         let shard = self.shard_id.unwrap_or_default();
         // The shard is looked up before the starting position is read, as Kinesis does.
-        node.readable_shard(&name, node.resolve_shard_id(&name, &shard)?)?;
+        let index = node.resolve_shard_id(&name, &shard)?;
+        node.readable_shard(&name, index)?;
         let kind = self.shard_iterator_type.unwrap_or_default();
         let account = &node.config().account_id;
         let invalid = |text: &str, why: &str| {
-            let shard = node.resolve_shard_id(&name, &shard).map_or_else(|_| shard.clone(), crate::stream::shard_id);
+            let shard = crate::stream::shard_id(index);
             ApiError::invalid_argument(format!(
                 "StartingSequenceNumber {text} used in GetShardIterator on shard {shard} in stream {name} under account {account} is invalid{why}."
             ))

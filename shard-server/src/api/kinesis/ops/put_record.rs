@@ -59,11 +59,11 @@ impl Request {
         v.finish()?;
         let name = stream_ref::resolve(node, self.stream_name, self.stream_arn)?;
         if let Some(ordering) = &self.sequence_number_for_ordering {
-            // Any number Kinesis could have issued orders, this server's or AWS's: every record
-            // a shard takes numbers above every earlier one anyway.
-            // The service refuses a number from the future; a number this stream issued may be
-            // a little ahead of this clock (arrival times never step back, and a shard's
-            // creation may be dated up to a second on), so the future starts a while from now.
+            // Any number Kinesis could have issued orders, this server's or AWS's (every record a
+            // shard takes numbers above every earlier one anyway), except one from the future.
+            // A number this stream issued may be a little ahead of this clock (arrival times
+            // never step back, a shard's creation may be dated a second on), so the future
+            // starts a while from now.
             let future_secs = node.now_ms() / 1000 + ORDERING_CLOCK_TOLERANCE_SECS;
             let position = sequence::Position::parse(ordering);
             if position.is_none_or(|p| p.arrival_secs().is_some_and(|at| at > future_secs)) {
