@@ -13,6 +13,7 @@ pub mod data_dir;
 pub mod error;
 pub mod hash_range;
 pub mod iterator;
+pub mod journal;
 pub mod lease;
 pub mod metrics;
 pub mod monitoring;
