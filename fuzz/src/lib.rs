@@ -23,7 +23,8 @@ pub fn node() -> &'static (tokio::runtime::Runtime, Arc<Node>) {
             config.stream_transition = Duration::ZERO;
             config.retention_check_interval = Duration::from_secs(3600);
             let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-            let node = Node::open_with(config, Arc::new(MemoryEngine::new()), clock).expect("node");
+            let node = Node::open_with(config, Arc::new(MemoryEngine::new()), shard_server::journal::Journal::in_memory(), clock)
+                .expect("node");
             let stream = NewStream {
                 name: STREAM.into(),
                 shard_count: 2,

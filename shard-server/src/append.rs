@@ -2,9 +2,10 @@
 //!
 //! One writer thread owns sequence assignment. Callers hand it whole requests; it takes every
 //! request that queued while the previous write was being fsync'd, assigns sequence numbers
-//! and arrival times, writes records, time-index entries and sequence counters in one atomic
-//! batch, fsyncs once, and only then publishes the new high watermarks and answers the
-//! callers (group commit). A crash before the fsync loses only records nobody was told about.
+//! and arrival times, puts one frame per shard into a journal [`Group`] (one buffer per
+//! retention class), writes and fsyncs it ([`Journal::commit`]: one fsync per class written,
+//! never per shard), and only then publishes the new high watermarks and answers the callers
+//! (group commit). A crash before the fsync loses only records nobody was told about.
 //!
 //! Replication will take this seam over: an append will be acknowledged once a majority of a
 //! shard's replicas hold it.
@@ -18,25 +19,36 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::journal::{read_index, Group, Journal, ShardKey};
 use crate::metrics::Metrics;
-use crate::shard;
-use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
-use crate::stream::{Catalog, ShardLog, ShardProgress, Stream};
+use crate::store::{Durability, KvEngine, WriteBatch};
+use crate::stream::{Catalog, ShardLog, Stream};
 
+/// The Raft term of every frame of a server without replication.
+const STANDALONE_TERM: u64 = 0;
 /// Requests waiting for the writer before callers feel backpressure.
 const QUEUE_DEPTH: usize = 4096;
 /// Most record bytes written in one group (one fsync).
 const MAX_GROUP_BYTES: usize = 32 << 20;
 
-/// One record bound for a shard: its shard index and the value from [`shard::encode`].
+/// One record bound for a shard.
 #[derive(Debug)]
 pub struct Entry {
     /// Target shard, as routed when the request was made.
     pub shard: u32,
     /// The record's hash key, to route it again if its shard closed while it queued.
     pub hash: u128,
-    /// Encoded record; the writer stamps the arrival time.
-    pub value: Vec<u8>,
+    /// Partition key.
+    pub partition_key: String,
+    /// Payload.
+    pub data: Vec<u8>,
+}
+
+impl Entry {
+    /// Bytes of partition key and data.
+    pub fn size(&self) -> usize {
+        self.partition_key.len() + self.data.len()
+    }
 }
 
 /// Where an appended record landed.
@@ -63,7 +75,7 @@ type BarrierWork = Box<dyn FnOnce() -> Result<()> + Send>;
 impl Command {
     fn bytes(&self) -> usize {
         match self {
-            Command::Append { entries, .. } => entries.iter().map(|e| e.value.len()).sum(),
+            Command::Append { entries, .. } => entries.iter().map(Entry::size).sum(),
             Command::Delete { .. } | Command::Barrier { .. } | Command::Stop => 0,
         }
     }
@@ -106,6 +118,7 @@ impl Appender {
     /// definition update can never rewrite the catalog row of a stream being deleted.
     pub fn start(
         engine: Arc<dyn KvEngine>,
+        journal: Arc<Journal>,
         clock: Arc<dyn Clock>,
         account: String,
         metrics: Arc<Metrics>,
@@ -113,7 +126,7 @@ impl Appender {
     ) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(AppendStats::default());
-        let writer = Writer { engine, clock, account, stats: stats.clone(), metrics, catalog_writes };
+        let writer = Writer { engine, journal, clock, account, stats: stats.clone(), metrics, catalog_writes };
         let thread = std::thread::Builder::new().name("shardline-append".into()).spawn(move || writer.run(receiver))?;
         Ok(Self { queue, thread: Mutex::new(Some(thread)), stats })
     }
@@ -170,6 +183,7 @@ impl Appender {
 
 struct Writer {
     engine: Arc<dyn KvEngine>,
+    journal: Arc<Journal>,
     clock: Arc<dyn Clock>,
     account: String,
     stats: Arc<AppendStats>,
@@ -177,15 +191,17 @@ struct Writer {
     catalog_writes: Arc<Mutex<()>>,
 }
 
-/// What a group did to one shard, applied to its log after the fsync.
+/// What a group does to one shard: its frame, applied to its log after the fsync.
 struct Touched {
     log: Arc<ShardLog>,
-    /// Counter of the group's first record in the shard (its time-index entry).
+    class: u8,
+    /// Counter of the group's first record in the shard.
     first_counter: u64,
     last_counter: u64,
     arrival_ms: u64,
     /// Record bytes the group adds to the shard.
     bytes: u64,
+    records: Vec<(String, Vec<u8>)>,
 }
 
 impl Writer {
@@ -228,7 +244,7 @@ impl Writer {
         let mut touched: HashMap<(u64, u32), Touched> = HashMap::new();
         let mut appends = Vec::new();
         let mut deletes = Vec::new();
-        // Streams deleted by this group: nothing of theirs may be written after the range delete.
+        // Streams deleted by this group: nothing of theirs is written after their deletion.
         let mut deleted: HashSet<u64> = HashSet::new();
 
         for command in group {
@@ -238,7 +254,7 @@ impl Writer {
                         let _ = reply.send(Err(self.gone(&stream)));
                         continue;
                     }
-                    match self.stage(&stream, entries, now, &mut batch, &mut touched) {
+                    match self.stage(&stream, entries, now, &mut touched) {
                         Ok(results) => appends.push((stream, reply, results)),
                         Err(err) => {
                             let _ = reply.send(Err(err));
@@ -259,33 +275,38 @@ impl Writer {
             }
         }
         touched.retain(|(stream_id, _), _| !deleted.contains(stream_id));
-        for ((stream_id, shard), touch) in &touched {
-            batch.put(
-                Cf::Meta,
-                keys::counter(*stream_id, *shard),
-                ShardProgress::encode(touch.last_counter, touch.arrival_ms),
-            );
-            batch.put(
-                Cf::Records,
-                keys::time_index(*stream_id, *shard, touch.arrival_ms, touch.first_counter),
-                Vec::new(),
+        let mut frames = Group::new();
+        for ((stream, shard), touch) in &mut touched {
+            let raft_index = read_index(&touch.log.index).last_index().unwrap_or(0) + 1;
+            let records = std::mem::take(&mut touch.records);
+            frames.records(
+                touch.class,
+                ShardKey { stream: *stream, shard: *shard },
+                &touch.log.index,
+                STANDALONE_TERM,
+                raft_index,
+                touch.first_counter,
+                touch.arrival_ms,
+                records.iter().map(|(key, data)| (key.as_bytes(), data.as_slice())),
             );
         }
-        if batch.is_empty() {
+        if frames.is_empty() && batch.is_empty() {
             return;
         }
 
         let started = std::time::Instant::now();
-        // Deletions remove catalog rows: ordered with the catalog's own writes (see `start`).
-        let catalog_guard =
-            (!deletes.is_empty()).then(|| self.catalog_writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        let outcome = self.engine.write(batch, Durability::Sync);
-        if outcome.is_ok() {
-            for (stream, _) in &deletes {
-                stream.mark_deleted();
+        let mut outcome = self.journal.commit(frames, now).map_err(Error::from);
+        if outcome.is_ok() && !batch.is_empty() {
+            // Deletions remove catalog rows: ordered with the catalog's own writes (see `start`).
+            let _catalog = self.catalog_writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            outcome = self.engine.write(batch, Durability::Sync).map_err(Error::from);
+            if outcome.is_ok() {
+                for (stream, _) in &deletes {
+                    stream.mark_deleted();
+                    self.journal.retain_streams(&|id| id != stream.id);
+                }
             }
         }
-        drop(catalog_guard);
         let records: u64 = touched.values().map(|t| t.last_counter + 1 - t.first_counter).sum();
         self.metrics.fsync(records, started.elapsed());
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
@@ -335,7 +356,6 @@ impl Writer {
         stream: &Stream,
         entries: Vec<Entry>,
         now: u64,
-        batch: &mut WriteBatch,
         touched: &mut HashMap<(u64, u32), Touched>,
     ) -> Result<Vec<Appended>> {
         // Resolve every shard first so a bad request stages nothing. A record routed to a shard
@@ -370,8 +390,9 @@ impl Writer {
                 }
             }
         }
+        let class = stream.retention_class();
         let mut results = Vec::with_capacity(entries.len());
-        for mut entry in entries {
+        for entry in entries {
             let key = (stream.id, entry.shard);
             let touch = match touched.get_mut(&key) {
                 Some(touch) => touch,
@@ -381,18 +402,19 @@ impl Writer {
                     let arrival_ms = now.max(log.last_arrival_ms.load(Ordering::Acquire));
                     touched.entry(key).or_insert(Touched {
                         log,
+                        class,
                         first_counter: last_counter + 1,
                         last_counter,
                         arrival_ms,
                         bytes: 0,
+                        records: Vec::new(),
                     })
                 }
             };
             touch.last_counter += 1;
-            touch.bytes += entry.value.len() as u64;
+            touch.bytes += entry.size() as u64;
             let counter = touch.last_counter;
-            shard::stamp_arrival(&mut entry.value, touch.arrival_ms);
-            batch.put(Cf::Records, keys::record(stream.id, entry.shard, counter), entry.value);
+            touch.records.push((entry.partition_key, entry.data));
             results.push(Appended { shard: entry.shard, counter, arrival_ms: touch.arrival_ms });
         }
         Ok(results)
@@ -403,7 +425,7 @@ impl Writer {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::MemoryEngine;
+    use crate::store::{keys, Cf, MemoryEngine};
     use crate::stream::{NewStream, StreamMode, DEFAULT_MAX_RECORD_SIZE_KIB};
 
     fn count(engine: &dyn KvEngine, cf: Cf, start: &[u8], end: &[u8]) -> usize {
@@ -417,42 +439,76 @@ mod tests {
         n
     }
 
-    #[test]
-    fn a_deletion_erases_everything_of_its_stream_in_the_same_group() {
+    fn setup(shards: u32) -> (Arc<dyn KvEngine>, Arc<Journal>, Catalog, Writer) {
         let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let catalog = Catalog::load(engine.clone(), "123456789012".into(), "us-east-1".into(), 10).expect("load");
-        let request = NewStream {
-            name: "s".into(),
-            shard_count: 1,
-            mode: StreamMode::Provisioned,
-            max_record_size_kib: DEFAULT_MAX_RECORD_SIZE_KIB,
-            tags: Default::default(),
-        };
-        let stream = catalog.create(request, 0).expect("create");
+        let journal = Journal::in_memory();
+        let catalog = Catalog::load(engine.clone(), journal.clone(), "123456789012".into(), "us-east-1".into(), 10_000)
+            .expect("load");
         let writer = Writer {
             engine: engine.clone(),
+            journal: journal.clone(),
             clock: Arc::new(ManualClock::new(1)),
             account: "123456789012".into(),
             stats: Arc::default(),
             metrics: Arc::default(),
             catalog_writes: catalog.write_lock(),
         };
-        let entry = || vec![Entry { shard: 0, hash: 0, value: shard::encode("k", b"v") }];
+        let request = NewStream {
+            name: "s".into(),
+            shard_count: shards,
+            mode: StreamMode::Provisioned,
+            max_record_size_kib: DEFAULT_MAX_RECORD_SIZE_KIB,
+            tags: Default::default(),
+        };
+        catalog.create(request, 0).expect("create");
+        (engine, journal, catalog, writer)
+    }
+
+    fn entry(shard: u32) -> Entry {
+        Entry { shard, hash: 0, partition_key: "k".into(), data: b"v".to_vec() }
+    }
+
+    #[test]
+    fn a_deletion_erases_everything_of_its_stream_in_the_same_group() {
+        let (engine, journal, catalog, writer) = setup(1);
+        let stream = catalog.get("s").expect("stream");
         let (before, mut before_rx) = oneshot::channel();
         let (delete, mut delete_rx) = oneshot::channel();
         let (after, mut after_rx) = oneshot::channel();
         writer.commit(vec![
-            Command::Append { stream: stream.clone(), entries: entry(), reply: before },
+            Command::Append { stream: stream.clone(), entries: vec![entry(0)], reply: before },
             Command::Delete { stream: stream.clone(), also: WriteBatch::new(), reply: delete },
-            Command::Append { stream: stream.clone(), entries: entry(), reply: after },
+            Command::Append { stream: stream.clone(), entries: vec![entry(0)], reply: after },
         ]);
         assert!(matches!(before_rx.try_recv(), Ok(Err(Error::StreamNotFound { .. }))));
         assert!(matches!(delete_rx.try_recv(), Ok(Ok(()))));
         assert!(matches!(after_rx.try_recv(), Ok(Err(Error::StreamNotFound { .. }))));
         assert!(stream.is_deleted());
-        assert_eq!(count(engine.as_ref(), Cf::Records, &[0], &[0xff]), 0, "no record or index entry survives");
+        assert_eq!(journal.stats().bytes.load(Ordering::Relaxed), 0, "no record was written");
         assert_eq!(count(engine.as_ref(), Cf::Catalog, &[0], &[0xff]), 0, "the definition is gone");
         let (start, end) = keys::stream_data_range(keys::COUNTER_PREFIX, stream.id);
         assert_eq!(count(engine.as_ref(), Cf::Meta, &start, &end), 0, "no sequence counter survives");
+    }
+
+    #[test]
+    fn one_group_over_many_shards_is_one_fsync_and_numbers_each_shard_from_one() {
+        let (_, journal, catalog, writer) = setup(1000);
+        let stream = catalog.get("s").expect("stream");
+        let mut replies = Vec::new();
+        let commands = (0..4)
+            .map(|_| {
+                let (reply, answer) = oneshot::channel();
+                replies.push(answer);
+                Command::Append { stream: stream.clone(), entries: (0..1000).map(entry).collect(), reply }
+            })
+            .collect();
+        writer.commit(commands);
+        assert_eq!(journal.stats().syncs.load(Ordering::Relaxed), 1);
+        for (n, mut answer) in replies.into_iter().enumerate() {
+            let results = answer.try_recv().expect("answered").expect("appended");
+            assert!(results.iter().all(|r| r.counter == n as u64 + 1));
+        }
+        let log = stream.log(999).expect("log");
+        assert_eq!(log.last_counter.load(Ordering::Acquire), 4);
     }
 }

@@ -1,3 +1,6 @@
+//! The data directory's layout: `FORMAT` (the storage format, checked at start), `meta/`
+//! (RocksDB: catalog, leases, counters, secrets) and `log/` (the journal of records).
+//!
 //! The data directory holds every record and the server's secrets (the iterator key, the
 //! internal token): only the server's user may read it. The process's umask is set to 077, so
 //! everything RocksDB creates is 0600 (0700 for directories); a directory that is open to its
@@ -33,6 +36,55 @@ pub enum DataDirError {
         #[source]
         source: std::io::Error,
     },
+    /// It was written in another storage format.
+    #[error(
+        "data directory {path} was written in another storage format ({found}); this server stores \
+         records in a journal (format {}) and cannot read it: start with an empty data directory",
+        FORMAT.trim()
+    )]
+    Format {
+        /// The path.
+        path: PathBuf,
+        /// What it holds.
+        found: String,
+    },
+}
+
+/// The storage format this server writes, as `FORMAT` states it.
+pub const FORMAT: &str = "shardline-data 2\n";
+
+/// Where the parts of a data directory live.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// RocksDB's directory.
+    pub meta: PathBuf,
+    /// The journal's directory.
+    pub log: PathBuf,
+}
+
+/// Checks that `dir` (already prepared) is empty or of this server's storage format, and
+/// marks a new one with it.
+pub fn check_format(dir: &Path) -> Result<Layout, DataDirError> {
+    let layout = Layout { meta: dir.join("meta"), log: dir.join("log") };
+    let format = dir.join("FORMAT");
+    match std::fs::read_to_string(&format) {
+        Ok(found) if found == FORMAT => return Ok(layout),
+        Ok(found) => {
+            return Err(DataDirError::Format { path: dir.to_owned(), found: found.trim().chars().take(64).collect() })
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(DataDirError::Io { path: format, source: err }),
+    }
+    let entries = std::fs::read_dir(dir).map_err(io(dir))?.count();
+    if entries > 0 {
+        return Err(DataDirError::Format { path: dir.to_owned(), found: "an earlier format (no FORMAT file)".into() });
+    }
+    let temporary = dir.join("FORMAT.new");
+    std::fs::write(&temporary, FORMAT).map_err(io(&temporary))?;
+    std::fs::File::open(&temporary).and_then(|f| f.sync_all()).map_err(io(&temporary))?;
+    std::fs::rename(&temporary, &format).map_err(io(&format))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(layout)
 }
 
 /// Permission bits of the group and others.
@@ -81,6 +133,28 @@ fn close_down(dir: &Path) -> Result<(), DataDirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_earlier_format_is_refused_and_a_new_directory_is_marked() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let fresh = root.path().join("fresh");
+        prepare(&fresh).expect("prepare");
+        let layout = check_format(&fresh).expect("a new directory is accepted");
+        assert_eq!(layout.log, fresh.join("log"));
+        assert_eq!(std::fs::read_to_string(fresh.join("FORMAT")).expect("format"), FORMAT);
+        check_format(&fresh).expect("and accepted again");
+
+        // What the earlier format left: RocksDB's files at the top.
+        let old = root.path().join("old");
+        std::fs::create_dir(&old).expect("mkdir");
+        std::fs::write(old.join("CURRENT"), b"MANIFEST-000005\n").expect("write");
+        let err = check_format(&old).expect_err("refused");
+        assert!(err.to_string().contains("another storage format"), "{err}");
+        assert!(!old.join("FORMAT").exists(), "nothing is written into it");
+
+        std::fs::write(fresh.join("FORMAT"), b"shardline-data 9\n").expect("write");
+        assert!(check_format(&fresh).is_err());
+    }
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).expect("meta").permissions().mode() & 0o7777

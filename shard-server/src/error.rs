@@ -108,6 +108,9 @@ pub enum Error {
     /// Storage failed underneath.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// The shard log journal failed underneath.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 impl Error {

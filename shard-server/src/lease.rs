@@ -286,7 +286,9 @@ mod tests {
 
     fn stream(shards: u32) -> StreamDef {
         let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let catalog = Catalog::load(engine, "123456789012".into(), "us-east-1".into(), 100).expect("catalog");
+        let catalog =
+            Catalog::load(engine, crate::journal::Journal::in_memory(), "123456789012".into(), "us-east-1".into(), 100)
+                .expect("catalog");
         let request = NewStream {
             name: "s".into(),
             shard_count: shards,

@@ -1,54 +1,44 @@
 //! Retention: records older than their stream's retention period are unreadable at once (reads
-//! filter on arrival time) and are removed from disk by a periodic pass that range-deletes
-//! each shard's expired prefix and compacts it away, never key by key.
+//! filter on arrival time), and a periodic pass deletes whole journal segments once every
+//! stream with records in them has expired those records. Before a segment holding a shard
+//! goes, the shard's counter and newest arrival are written to the meta family, so sequence
+//! numbers keep rising even after retention has taken every record of a shard.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use crate::error::Result;
-use crate::shard;
+use crate::journal::{JournalError, ShardKey};
 use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
-use crate::stream::Catalog;
+use crate::stream::{Catalog, ShardProgress};
 
 /// What one pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
-    /// Shards whose expired prefix was deleted.
-    pub shards_trimmed: u64,
+    /// Journal segments deleted.
+    pub segments_deleted: u64,
 }
 
-/// Deletes every shard's expired records as of `now_ms`.
+/// Deletes every journal segment whose records have all expired as of `now_ms`.
 pub fn enforce(engine: &dyn KvEngine, catalog: &Catalog, now_ms: u64) -> Result<Pass> {
-    let mut pass = Pass::default();
-    for stream in catalog.list() {
-        if stream.is_deleted() {
-            continue;
+    let streams: HashMap<u64, _> = catalog.list().into_iter().filter(|s| !s.is_deleted()).map(|s| (s.id, s)).collect();
+    let retention_of = |id: u64| streams.get(&id).map(|s| s.def().retention_ms());
+    let mut keep_progress = |shards: &HashSet<ShardKey>| {
+        let mut batch = WriteBatch::new();
+        for key in shards {
+            let Some(log) = streams.get(&key.stream).and_then(|s| s.log(key.shard)) else { continue };
+            let counter = log.last_counter.load(Ordering::Acquire);
+            let arrival = log.last_arrival_ms.load(Ordering::Acquire);
+            batch.put(Cf::Meta, keys::counter(key.stream, key.shard), ShardProgress::encode(counter, arrival));
         }
-        let (retention_ms, shards) = {
-            let def = stream.def();
-            (def.retention_ms(), def.shards.iter().map(|s| s.index).collect::<Vec<_>>())
-        };
-        let cutoff = now_ms.saturating_sub(retention_ms);
-        for index in shards {
-            let Some(log) = stream.log(index) else { continue };
-            // Read the watermark before the index: anything appended later arrived after `cutoff`.
-            let last = log.last_counter.load(Ordering::Acquire);
-            let keep_from = shard::seek_time(engine, stream.id, index, cutoff)?.unwrap_or(last + 1);
-            let trimmed = log.trimmed_below.load(Ordering::Acquire);
-            if keep_from <= trimmed.max(1) {
-                continue;
-            }
-            let mut batch = WriteBatch::new();
-            let first = keys::record(stream.id, index, trimmed);
-            let end = keys::record(stream.id, index, keep_from);
-            batch.delete_range(Cf::Records, first.clone(), end.clone());
-            let (index_start, _) = keys::shard_range(keys::TIME_INDEX_PREFIX, stream.id, index);
-            batch.delete_range(Cf::Records, index_start, keys::time_index(stream.id, index, cutoff, 0));
-            engine.write(batch, Durability::Buffered)?;
-            engine.compact_range(Cf::Records, &first, &end)?;
-            log.trimmed_below.store(keep_from, Ordering::Release);
-            pass.shards_trimmed += 1;
-            tracing::debug!(stream = %stream.name, shard = index, below = keep_from, "expired records deleted");
+        if batch.is_empty() {
+            return Ok(());
         }
+        engine.write(batch, Durability::Sync).map_err(|err| JournalError::Deferred(err.to_string()))
+    };
+    let expiry = catalog.journal().expire(now_ms, &retention_of, &mut keep_progress)?;
+    if expiry.segments > 0 {
+        tracing::debug!(segments = expiry.segments, "expired journal segments deleted");
     }
-    Ok(pass)
+    Ok(Pass { segments_deleted: expiry.segments })
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::consumer::ConsumerDef;
 use crate::error::{Error, Result};
 use crate::hash_range::HashRange;
+use crate::journal::{read_index, Journal, ShardKey, SharedIndex};
 use crate::placement::Placement;
 use crate::sequence::SequenceNumber;
 use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
@@ -254,8 +255,10 @@ impl StreamDef {
 }
 
 /// Live state of one shard's log, shared by the writer and readers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ShardLog {
+    /// The shard's index into the journal (extended by the appender after each fsync).
+    pub index: SharedIndex,
     /// Counter of the last durable record (0 when none). Written only by the appender after
     /// the record's batch is fsync'd, so readers never see an unacknowledged record.
     pub last_counter: AtomicU64,
@@ -263,8 +266,6 @@ pub struct ShardLog {
     pub last_arrival_ms: AtomicU64,
     /// Record bytes appended since this server started (for write-rate estimates).
     pub appended_bytes: AtomicU64,
-    /// Records below this counter have been deleted by retention.
-    pub trimmed_below: AtomicU64,
     /// Woken each time new records become durable (enhanced fan-out pushes on it).
     pub appended: tokio::sync::Notify,
     /// Throughput limits, consulted when the stream's limits are on.
@@ -281,19 +282,34 @@ pub struct Stream {
     def: RwLock<StreamDef>,
     logs: RwLock<Vec<Arc<ShardLog>>>,
     deleted: AtomicBool,
+    journal: Arc<Journal>,
+}
+
+impl ShardLog {
+    /// The live log of a shard whose last durable record is `(counter, arrival ms)`.
+    fn new(index: SharedIndex, (counter, arrival): (u64, u64)) -> Self {
+        Self {
+            index,
+            last_counter: AtomicU64::new(counter),
+            last_arrival_ms: AtomicU64::new(arrival),
+            appended_bytes: AtomicU64::new(0),
+            appended: tokio::sync::Notify::new(),
+            throttle: crate::throttle::ShardThrottle::default(),
+        }
+    }
 }
 
 impl Stream {
-    /// A stream with each shard's `(last counter, last arrival ms)`.
-    fn new(def: StreamDef, progress: Vec<(u64, u64)>) -> Self {
+    /// A stream with each shard's `(last counter, last arrival ms)` as stored in the meta
+    /// family; the journal's index raises them to its newest records.
+    fn new(def: StreamDef, progress: Vec<(u64, u64)>, journal: Arc<Journal>) -> Self {
         let logs = progress
             .into_iter()
-            .map(|(counter, arrival)| {
-                Arc::new(ShardLog {
-                    last_counter: AtomicU64::new(counter),
-                    last_arrival_ms: AtomicU64::new(arrival),
-                    ..ShardLog::default()
-                })
+            .enumerate()
+            .map(|(shard, stored)| {
+                let index = journal.index(ShardKey { stream: def.id, shard: shard as u32 });
+                let progress = read_index(&index).last_record().map_or(stored, |newest| newest.max(stored));
+                Arc::new(ShardLog::new(index, progress))
             })
             .collect();
         Self {
@@ -302,7 +318,13 @@ impl Stream {
             def: RwLock::new(def),
             logs: RwLock::new(logs),
             deleted: AtomicBool::new(false),
+            journal,
         }
+    }
+
+    /// The retention class the stream's records are written to.
+    pub fn retention_class(&self) -> u8 {
+        crate::journal::class_of(self.def().retention_hours)
     }
 
     /// A consistent view of the definition.
@@ -325,7 +347,8 @@ impl Stream {
     fn grow_logs(&self, len: usize) {
         let mut logs = self.logs.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         while logs.len() < len {
-            logs.push(Arc::default());
+            let key = ShardKey { stream: self.id, shard: logs.len() as u32 };
+            logs.push(Arc::new(ShardLog::new(self.journal.index(key), (0, 0))));
         }
     }
 
@@ -364,6 +387,7 @@ pub struct NewStream {
 #[derive(Debug)]
 pub struct Catalog {
     engine: Arc<dyn KvEngine>,
+    journal: Arc<Journal>,
     account: String,
     region: String,
     shard_limit: u32,
@@ -375,8 +399,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Loads the catalog and each shard's sequence counter from the store.
-    pub fn load(engine: Arc<dyn KvEngine>, account: String, region: String, shard_limit: u32) -> Result<Self> {
+    /// Loads the catalog from the store, and each shard's progress from the store and the
+    /// journal (the journal's indexes of streams no longer in the catalog are dropped).
+    pub fn load(
+        engine: Arc<dyn KvEngine>,
+        journal: Arc<Journal>,
+        account: String,
+        region: String,
+        shard_limit: u32,
+    ) -> Result<Self> {
         let mut defs = Vec::new();
         let (start, end) = keys::stream_range();
         let mut failure = None;
@@ -402,20 +433,18 @@ impl Catalog {
             let mut counters = Vec::with_capacity(def.shards.len());
             for shard in &def.shards {
                 let progress = match engine.get(Cf::Meta, &keys::counter(def.id, shard.index))? {
-                    Some(raw) => match ShardProgress::decode(&raw)? {
-                        // Written before arrival times were kept with the counter: the shard's
-                        // latest time-index entry holds its newest arrival.
-                        (counter, None) => (counter, latest_arrival(engine.as_ref(), def.id, shard.index)?),
-                        (counter, Some(arrival)) => (counter, arrival),
-                    },
+                    Some(raw) => ShardProgress::decode(&raw)?,
                     None => (0, 0),
                 };
                 counters.push(progress);
             }
-            streams.insert(def.name.clone(), Arc::new(Stream::new(def, counters)));
+            streams.insert(def.name.clone(), Arc::new(Stream::new(def, counters, journal.clone())));
         }
+        let live: BTreeSet<u64> = streams.values().map(|s| s.id).collect();
+        journal.retain_streams(&|id| live.contains(&id));
         Ok(Self {
             engine,
+            journal,
             account,
             region,
             shard_limit,
@@ -524,7 +553,7 @@ impl Catalog {
         batch.put(Cf::Catalog, keys::stream(&def.name), encode_def(&def)?);
         batch.put(Cf::Meta, keys::meta(keys::NEXT_STREAM_ID), (id + 1).to_be_bytes().to_vec());
         self.engine.write(batch, Durability::Sync)?;
-        let stream = Arc::new(Stream::new(def, counters));
+        let stream = Arc::new(Stream::new(def, counters, self.journal.clone()));
         self.insert(stream.clone());
         Ok(stream)
     }
@@ -543,7 +572,7 @@ impl Catalog {
         batch.put(Cf::Meta, keys::meta(keys::NEXT_STREAM_ID), (id + 1).to_be_bytes().to_vec());
         self.engine.write(batch, Durability::Sync)?;
         let counters = vec![(0, 0); def.shards.len()];
-        let stream = Arc::new(Stream::new(def, counters));
+        let stream = Arc::new(Stream::new(def, counters, self.journal.clone()));
         self.insert(stream.clone());
         Ok(stream)
     }
@@ -567,17 +596,19 @@ impl Catalog {
         Ok(())
     }
 
-    /// The mutations that erase `stream` and all its data; the appender applies them.
+    /// The mutations that erase `stream`'s definition and counters; the appender applies
+    /// them. Its records go with their journal segments (see [`Journal::expire`]).
     pub fn deletion_batch(stream: &Stream) -> WriteBatch {
         let mut batch = WriteBatch::new();
-        for prefix in [keys::RECORD_PREFIX, keys::TIME_INDEX_PREFIX] {
-            let (start, end) = keys::stream_data_range(prefix, stream.id);
-            batch.delete_range(Cf::Records, start, end);
-        }
         let (start, end) = keys::stream_data_range(keys::COUNTER_PREFIX, stream.id);
         batch.delete_range(Cf::Meta, start, end);
         batch.delete(Cf::Catalog, keys::stream(&stream.name));
         batch
+    }
+
+    /// The journal under the catalog's streams.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
 
     /// Forgets a stream whose data the appender has deleted.
@@ -595,9 +626,9 @@ fn encode_def(def: &StreamDef) -> Result<Vec<u8>> {
     })
 }
 
-/// What the meta family keeps per shard: the last record's counter and arrival time, so that
-/// arrival times stay monotonic per shard across restarts even when the clock steps back
-/// (retention relies on time-index order matching counter order).
+/// What the meta family keeps per shard: the last record's counter and arrival time as of
+/// the last time journal segments holding the shard were deleted, so that counters and arrival
+/// times never go backwards even when retention has deleted every record of a shard.
 pub struct ShardProgress;
 
 impl ShardProgress {
@@ -608,31 +639,17 @@ impl ShardProgress {
         value
     }
 
-    /// `(counter, arrival)`; an 8-byte value (older data directories) has no arrival.
-    fn decode(raw: &[u8]) -> Result<(u64, Option<u64>)> {
+    /// `(counter, arrival)`.
+    fn decode(raw: &[u8]) -> Result<(u64, u64)> {
         match raw.len() {
-            8 => Ok((decode_u64(raw, "sequence counter")?, None)),
-            16 => Ok((decode_u64(&raw[..8], "sequence counter")?, Some(decode_u64(&raw[8..], "arrival time")?))),
+            16 => Ok((decode_u64(&raw[..8], "sequence counter")?, decode_u64(&raw[8..], "arrival time")?)),
             n => Err(crate::store::Error::Corrupt {
                 key: "shard progress".into(),
-                reason: format!("{n} bytes, expected 8 or 16"),
+                reason: format!("{n} bytes, expected 16"),
             }
             .into()),
         }
     }
-}
-
-/// The newest arrival time in a shard's time index (0 when it has none).
-fn latest_arrival(engine: &dyn KvEngine, stream_id: u64, shard: u32) -> Result<u64> {
-    let (start, end) = keys::shard_range(keys::TIME_INDEX_PREFIX, stream_id, shard);
-    let mut latest = 0;
-    engine.scan(Cf::Records, &start, &end, &mut |key, _| {
-        if let Some((time, _)) = keys::time_index_entry(key) {
-            latest = latest.max(time);
-        }
-        true
-    })?;
-    Ok(latest)
 }
 
 fn decode_u64(raw: &[u8], what: &str) -> Result<u64> {
@@ -680,12 +697,14 @@ mod tests {
     #[test]
     fn create_persists_and_reloads() {
         let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let catalog = Catalog::load(engine.clone(), "123456789012".into(), "us-east-1".into(), 10).expect("load");
+        let journal = Journal::in_memory();
+        let catalog = Catalog::load(engine.clone(), journal.clone(), "123456789012".into(), "us-east-1".into(), 10)
+            .expect("load");
         let stream = catalog.create(new_stream("a", 3), 1000).expect("create");
         assert_eq!(stream.def().status, StreamStatus::Creating);
         let again = catalog.create(new_stream("a", 1), 1000);
         assert!(matches!(again, Err(Error::StreamExists { .. })));
-        let reloaded = Catalog::load(engine, "123456789012".into(), "us-east-1".into(), 10).expect("reload");
+        let reloaded = Catalog::load(engine, journal, "123456789012".into(), "us-east-1".into(), 10).expect("reload");
         let def = reloaded.get("a").expect("get").def().clone();
         assert_eq!(def.shards.len(), 3);
         assert_eq!(def.id, stream.id);
@@ -696,7 +715,8 @@ mod tests {
     #[test]
     fn shard_limit_counts_open_shards() {
         let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let catalog = Catalog::load(engine, "123456789012".into(), "us-east-1".into(), 5).expect("load");
+        let catalog =
+            Catalog::load(engine, Journal::in_memory(), "123456789012".into(), "us-east-1".into(), 5).expect("load");
         catalog.create(new_stream("a", 3), 0).expect("create");
         let err = catalog.create(new_stream("b", 3), 0);
         assert!(

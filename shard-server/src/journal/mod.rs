@@ -96,6 +96,9 @@ pub enum JournalError {
     /// (after a failed fsync the kernel may have dropped the unsynced pages).
     #[error("the journal stopped after a failed write or fsync: {0}")]
     Stopped(String),
+    /// A segment's deletion was put off because what must be kept first could not be.
+    #[error("segment deletion put off: {0}")]
+    Deferred(String),
 }
 
 impl JournalError {
@@ -281,14 +284,9 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal in `dir`, rebuilding the index of every shard of a
-    /// stream for which `live` is true (frames of deleted streams are left to retention).
-    pub fn open(
-        files: Arc<dyn Files>,
-        dir: &Path,
-        options: JournalOptions,
-        live: &dyn Fn(u64) -> bool,
-    ) -> Result<Self, JournalError> {
+    /// Opens (or creates) the journal in `dir`, rebuilding the index of every shard; the
+    /// catalog then drops those of deleted streams ([`Journal::retain_streams`]).
+    pub fn open(files: Arc<dyn Files>, dir: &Path, options: JournalOptions) -> Result<Self, JournalError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| JournalError::Io { path, source }
@@ -343,9 +341,6 @@ impl Journal {
         writer.group = frames.last().map_or(0, |f| f.group);
         let mut shards: HashMap<ShardKey, SharedIndex> = HashMap::new();
         for located in frames {
-            if !live(located.key.stream) {
-                continue;
-            }
             let index = shards.entry(located.key).or_default();
             let mut index = write_index(index);
             match located.entry.kind {
@@ -378,9 +373,17 @@ impl Journal {
         self.shards.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone()
     }
 
-    /// Forgets the indexes of a deleted stream; its frames go with their segments.
-    pub fn forget_stream(&self, stream: u64) {
-        self.shards.write().unwrap_or_else(|p| p.into_inner()).retain(|key, _| key.stream != stream);
+    /// An empty journal on an in-memory file system (tests, fuzzing).
+    pub fn in_memory() -> Arc<Self> {
+        Self::open(Arc::new(files::MemoryFiles::new()), Path::new("/journal"), JournalOptions::default())
+            .map(Arc::new)
+            .unwrap_or_else(|err| unreachable!("an empty in-memory journal opens: {err}"))
+    }
+
+    /// Keeps only the indexes of streams for which `live` is true; the frames of the others
+    /// go with their segments.
+    pub fn retain_streams(&self, live: &dyn Fn(u64) -> bool) {
+        self.shards.write().unwrap_or_else(|p| p.into_inner()).retain(|key, _| live(key.stream));
     }
 
     /// Writes `group` durably: one write per retention class, then one fsync per file
@@ -443,6 +446,7 @@ impl Journal {
                     arrival_ms: pending.arrival_ms,
                 };
                 summary.add(Located { key: pending.key, group: number, entry }, now_ms, true);
+                self.register(pending.key, &pending.index);
                 let mut index = write_index(&pending.index);
                 match entry.kind {
                     Kind::Truncate => index.truncate_from(entry.index),
@@ -451,6 +455,15 @@ impl Journal {
             }
         }
         Ok(())
+    }
+
+    /// Makes sure retention finds `index` under `key`.
+    fn register(&self, key: ShardKey, index: &SharedIndex) {
+        let known =
+            self.shards.read().unwrap_or_else(|p| p.into_inner()).get(&key).is_some_and(|i| Arc::ptr_eq(i, index));
+        if !known {
+            self.shards.write().unwrap_or_else(|p| p.into_inner()).insert(key, index.clone());
+        }
     }
 
     fn stop(&self, err: &JournalError) {

@@ -13,7 +13,7 @@ fn open(files: &MemoryFiles) -> Result<Journal, JournalError> {
 }
 
 fn open_with(files: &MemoryFiles, options: JournalOptions) -> Result<Journal, JournalError> {
-    Journal::open(Arc::new(files.clone()), Path::new(DIR), options, &|_| true)
+    Journal::open(Arc::new(files.clone()), Path::new(DIR), options)
 }
 
 fn key(stream: u64, shard: u32) -> ShardKey {

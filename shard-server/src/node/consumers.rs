@@ -312,17 +312,15 @@ impl Node {
                     () = sender.closed() => return,
                     () = &mut expired => return,
                 };
-                let engine = self.engine.clone();
-                let stream_id = stream.id;
+                let journal = self.catalog.journal().clone();
+                let index = log.index.clone();
                 let limits = ReadLimits {
                     max_records: EVENT_RECORDS,
                     max_bytes: MAX_GET_RECORDS_BYTES,
                     expired_before_ms: now.saturating_sub(retention_ms),
                 };
-                let read = tokio::task::spawn_blocking(move || {
-                    shard::read(engine.as_ref(), stream_id, shard, position, last, limits)
-                })
-                .await;
+                let read =
+                    tokio::task::spawn_blocking(move || shard::read(&journal, &index, position, last, limits)).await;
                 let slice = match read {
                     Ok(Ok(slice)) => slice,
                     Ok(Err(err)) => {

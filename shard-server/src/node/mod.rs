@@ -16,6 +16,11 @@ use crate::config::Config;
 use crate::consumer::Subscriptions;
 use crate::error::{Error, Result};
 use crate::iterator::IteratorCodec;
+#[cfg(feature = "rocksdb")]
+use crate::journal::files::DiskFiles;
+use crate::journal::Journal;
+#[cfg(feature = "rocksdb")]
+use crate::journal::JournalOptions;
 use crate::lease::LeaseTable;
 use crate::metrics::Metrics;
 use crate::peers::Peers;
@@ -139,20 +144,40 @@ impl Node {
     /// see [`crate::data_dir`]) and starts the background work.
     pub fn open(config: Config) -> Result<Arc<Self>, OpenError> {
         crate::data_dir::prepare(&config.data_dir)?;
-        let engine = crate::store::RocksEngine::open(&config.data_dir).map_err(Error::from)?;
-        Self::open_with(config, Arc::new(engine), Arc::new(crate::clock::SystemClock))
+        let layout = crate::data_dir::check_format(&config.data_dir)?;
+        let engine = crate::store::RocksEngine::open(&layout.meta).map_err(Error::from)?;
+        let started = std::time::Instant::now();
+        let journal =
+            Journal::open(Arc::new(DiskFiles), &layout.log, JournalOptions::default()).map_err(Error::from)?;
+        tracing::info!(
+            segments = journal.segment_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "journal opened"
+        );
+        Self::open_with(config, Arc::new(engine), Arc::new(journal), Arc::new(crate::clock::SystemClock))
     }
 
-    /// Opens the data plane over any engine and clock (tests use the memory engine and a
-    /// manual clock). Must be called inside a Tokio runtime.
-    pub fn open_with(config: Config, engine: Arc<dyn KvEngine>, clock: Arc<dyn Clock>) -> Result<Arc<Self>, OpenError> {
-        let catalog =
-            Catalog::load(engine.clone(), config.account_id.clone(), config.region.clone(), config.shard_limit)?;
+    /// Opens the data plane over any engine, journal and clock (tests use the memory engine,
+    /// an in-memory journal and a manual clock). Must be called inside a Tokio runtime.
+    pub fn open_with(
+        config: Config,
+        engine: Arc<dyn KvEngine>,
+        journal: Arc<Journal>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, OpenError> {
+        let catalog = Catalog::load(
+            engine.clone(),
+            journal.clone(),
+            config.account_id.clone(),
+            config.region.clone(),
+            config.shard_limit,
+        )?;
         let secret = load_or_create_secret(engine.as_ref())?;
         let iterators = IteratorCodec::new(secret, u64::try_from(config.iterator_ttl.as_millis()).unwrap_or(u64::MAX));
         let metrics = Arc::new(Metrics::new());
         let appender = Appender::start(
             engine.clone(),
+            journal,
             clock.clone(),
             config.account_id.clone(),
             metrics.clone(),
@@ -502,8 +527,8 @@ impl Node {
                 }
                 let pass_node = node.clone();
                 match tokio::task::spawn_blocking(move || pass_node.enforce_retention()).await {
-                    Ok(Ok(pass)) if pass.shards_trimmed > 0 => {
-                        tracing::info!(shards = pass.shards_trimmed, "retention pass")
+                    Ok(Ok(pass)) if pass.segments_deleted > 0 => {
+                        tracing::info!(segments = pass.segments_deleted, "retention pass")
                     }
                     Ok(Ok(_)) => {}
                     Ok(Err(err)) => tracing::error!(cause = %err, "retention pass failed"),
@@ -551,9 +576,16 @@ mod tests {
         let mut config = Config::new(dir.path());
         config.stream_transition = Duration::ZERO;
         config.retention_check_interval = Duration::from_secs(3600);
-        let engine = Arc::new(crate::store::RocksEngine::open(dir.path()).expect("open"));
-        let node = Node::open_with(config, engine, clock.clone()).expect("node");
+        let engine = Arc::new(crate::store::RocksEngine::open(&dir.path().join("meta")).expect("open"));
+        let node = Node::open_with(config, engine, small_segments(dir.path()), clock.clone()).expect("node");
         Fixture { node, clock, _dir: dir }
+    }
+
+    /// A journal on disk whose every group write begins a new segment, so that retention has
+    /// files to delete.
+    fn small_segments(dir: &std::path::Path) -> Arc<Journal> {
+        let options = JournalOptions { segment_bytes: 1 };
+        Arc::new(Journal::open(Arc::new(DiskFiles), &dir.join("log"), options).expect("journal"))
     }
 
     async fn active_stream(node: &Arc<Node>, name: &str, shards: u32) {
@@ -597,27 +629,30 @@ mod tests {
         f.clock.advance_ms(3_600_000 + 1);
         assert_eq!(read_all(&f.node, "s", "shardId-000000000000"), vec!["new"]);
 
-        // The retention pass range-deletes them from disk.
-        let stream = f.node.catalog().get("s").expect("stream");
-        let stored = |node: &Node| {
-            let (start, end) = keys::shard_range(keys::RECORD_PREFIX, stream.id, 0);
-            let mut n = 0;
-            node.engine()
-                .scan(Cf::Records, &start, &end, &mut |_, _| {
-                    n += 1;
-                    true
-                })
-                .expect("scan");
-            n
-        };
-        assert_eq!(stored(&f.node), 3);
+        // The retention pass deletes the segment that held them.
+        let journal = f.node.catalog().journal().clone();
+        assert_eq!(journal.segment_count(), 2);
         let pass = f.node.enforce_retention().expect("retention");
-        assert_eq!(pass.shards_trimmed, 1);
-        assert_eq!(stored(&f.node), 1);
+        assert_eq!(pass.segments_deleted, 1);
+        assert_eq!(journal.segment_count(), 1);
         assert_eq!(read_all(&f.node, "s", "shardId-000000000000"), vec!["new"]);
         // A second pass has nothing left to do.
-        assert_eq!(f.node.enforce_retention().expect("retention").shards_trimmed, 0);
+        assert_eq!(f.node.enforce_retention().expect("retention").segments_deleted, 0);
+
+        // Once every record has gone, sequence numbers still go on from where they were.
+        f.clock.advance_ms(24 * 3_600_000);
+        assert_eq!(f.node.enforce_retention().expect("retention").segments_deleted, 1);
+        assert!(read_all(&f.node, "s", "shardId-000000000000").is_empty());
         f.node.close().await;
+        let mut config = Config::new(f._dir.path());
+        config.stream_transition = Duration::ZERO;
+        config.retention_check_interval = Duration::from_secs(3600);
+        let node = Node::open_with(config, f.node.engine.clone(), small_segments(f._dir.path()), f.clock.clone())
+            .expect("reopen");
+        let results = node.put("s", vec![entry("k", "later")]).await.expect("put");
+        let result = results.into_iter().next().expect("one").expect("stored");
+        assert_eq!(result.sequence_number.counter, 4, "the counter kept through the deletions");
+        node.close().await;
     }
 
     /// A clock that steps back across a restart does not make arrival times go backwards:
@@ -634,7 +669,8 @@ mod tests {
         let mut config = Config::new(f._dir.path());
         config.stream_transition = Duration::ZERO;
         config.retention_check_interval = Duration::from_secs(3600);
-        let node = Node::open_with(config, f.node.engine.clone(), f.clock.clone()).expect("reopen");
+        let journal = small_segments(f._dir.path());
+        let node = Node::open_with(config, f.node.engine.clone(), journal, f.clock.clone()).expect("reopen");
         node.put("s", vec![entry("k", "after")]).await.expect("put");
         // 25 h after the step: "before" (and "after", stamped no earlier) are 15 h old.
         f.clock.set_ms(T0 + 25 * 3_600_000);

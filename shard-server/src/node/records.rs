@@ -100,17 +100,13 @@ impl Node {
                     continue;
                 }
                 answers.push(None);
-                staged.push(Entry {
-                    shard: shard.index,
-                    hash,
-                    value: shard::encode(&entry.partition_key, &entry.data),
-                });
+                staged.push(Entry { shard: shard.index, hash, partition_key: entry.partition_key, data: entry.data });
             }
             staged
         };
         let enabled = stream.def().shard_level_metrics.clone();
         let sizes: Vec<u64> =
-            if enabled.is_empty() { Vec::new() } else { staged.iter().map(|e| e.value.len() as u64).collect() };
+            if enabled.is_empty() { Vec::new() } else { staged.iter().map(|e| e.size() as u64).collect() };
         let name = stream.name.clone();
         let local = async {
             if staged.is_empty() {
@@ -266,7 +262,7 @@ impl Node {
                         "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
                     )));
                 }
-                shard::seek_time(self.engine.as_ref(), stream.id, index, at_ms)?.unwrap_or(last + 1)
+                shard::seek_time(&log.index, at_ms).unwrap_or(last + 1)
             }
         };
         Ok((index, position))
@@ -310,9 +306,8 @@ impl Node {
         }
         let last = log.last_counter.load(Ordering::Acquire);
         let slice = shard::read(
-            self.engine.as_ref(),
-            stream.id,
-            iterator.shard,
+            self.catalog.journal(),
+            &log.index,
             iterator.position,
             last,
             ReadLimits {

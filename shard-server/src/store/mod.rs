@@ -1,4 +1,5 @@
-//! The storage engine seam: a small key-value interface with column families, atomic write
+//! The key-value seam for everything but records (they live in the journal, see
+//! [`crate::journal`]): a small key-value interface with column families, atomic write
 //! batches, range deletes and an explicit durability flag. `rocks` is the production engine
 //! (feature `rocksdb`, on by default; the fuzz targets build without it), `memory` the
 //! reference engine; both pass the `conformance` suite. Nothing outside `store/`
@@ -48,8 +49,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Cf {
     /// Stream definitions (the catalog).
     Catalog,
-    /// Record logs and their time index.
-    Records,
     /// Server metadata: secrets, id allocators, sequence counters.
     Meta,
     /// Consumer applications' leases and checkpoints.
@@ -58,13 +57,12 @@ pub enum Cf {
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 4] = [Cf::Catalog, Cf::Records, Cf::Meta, Cf::Leases];
+    pub const ALL: [Cf; 3] = [Cf::Catalog, Cf::Meta, Cf::Leases];
 
     /// The on-disk name of the column family.
     pub const fn name(self) -> &'static str {
         match self {
             Cf::Catalog => "catalog",
-            Cf::Records => "records",
             Cf::Meta => "meta",
             Cf::Leases => "leases",
         }

@@ -1,11 +1,10 @@
-//! The RocksDB engine. One column family per [`Cf`]; the records family is tuned for a log:
-//! large memtables so that bursts are absorbed in memory, and no compression (payloads are
-//! usually already compressed or random). Durable writes fsync the WAL before returning,
+//! The RocksDB engine for the catalog, leases, counters and server metadata (records live in
+//! the journal). One column family per [`Cf`]. Durable writes fsync the WAL before returning,
 //! and RocksDB's own write group joins concurrent writers into one fsync.
 
 use std::path::Path;
 
-use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Options, WriteOptions, DB};
+use rocksdb::{ColumnFamilyDescriptor, DBCompressionType, Options, WriteOptions, DB};
 
 use super::{Cf, Durability, Error, KvEngine, Mutation, Result, WriteBatch};
 
@@ -24,26 +23,9 @@ fn engine_error(err: rocksdb::Error) -> Error {
     Error::Engine(err.into_string())
 }
 
-fn family_options(cf: Cf) -> Options {
+fn family_options(_cf: Cf) -> Options {
     let mut opts = Options::default();
-    match cf {
-        Cf::Records => {
-            opts.set_write_buffer_size(256 << 20);
-            opts.set_max_write_buffer_number(6);
-            opts.set_min_write_buffer_number_to_merge(1);
-            opts.set_compression_type(DBCompressionType::None);
-            opts.set_target_file_size_base(256 << 20);
-            opts.set_max_bytes_for_level_base(1 << 30);
-            opts.set_level_zero_slowdown_writes_trigger(40);
-            opts.set_level_zero_stop_writes_trigger(64);
-            let mut table = BlockBasedOptions::default();
-            table.set_block_size(64 << 10);
-            opts.set_block_based_table_factory(&table);
-        }
-        Cf::Catalog | Cf::Meta | Cf::Leases => {
-            opts.set_compression_type(DBCompressionType::Lz4);
-        }
-    }
+    opts.set_compression_type(DBCompressionType::Lz4);
     opts
 }
 

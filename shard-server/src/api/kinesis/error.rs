@@ -156,7 +156,7 @@ impl From<Error> for ApiError {
             Error::ExpiredIterator(_) => ErrorCode::ExpiredIterator,
             Error::ExpiredNextToken(_) => ErrorCode::ExpiredNextToken,
             Error::OldestSequenceLayout => return ApiError::internal(),
-            Error::WritePathClosed(_) | Error::Store(_) => {
+            Error::WritePathClosed(_) | Error::Store(_) | Error::Journal(_) => {
                 tracing::error!(cause = %err, "internal failure");
                 return ApiError::internal();
             }
