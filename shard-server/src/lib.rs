@@ -20,6 +20,7 @@ pub mod monitoring;
 pub mod node;
 pub mod peers;
 pub mod placement;
+pub mod raft_log;
 pub mod reshard;
 pub mod retention;
 pub use shardline_proto::sequence;

@@ -600,8 +600,10 @@ impl Catalog {
     /// them. Its records go with their journal segments (see [`Journal::expire`]).
     pub fn deletion_batch(stream: &Stream) -> WriteBatch {
         let mut batch = WriteBatch::new();
-        let (start, end) = keys::stream_data_range(keys::COUNTER_PREFIX, stream.id);
-        batch.delete_range(Cf::Meta, start, end);
+        for prefix in [keys::COUNTER_PREFIX, keys::RAFT_PREFIX] {
+            let (start, end) = keys::stream_data_range(prefix, stream.id);
+            batch.delete_range(Cf::Meta, start, end);
+        }
         batch.delete(Cf::Catalog, keys::stream(&stream.name));
         batch
     }

@@ -62,6 +62,11 @@ pub fn read_index(index: &SharedIndex) -> RwLockReadGuard<'_, ShardIndex> {
     index.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Drops a shard's index entries below `below` (a Raft log's purged prefix).
+pub fn purge_index(index: &SharedIndex, below: u64) {
+    write_index(index).purge_below(below);
+}
+
 fn write_index(index: &SharedIndex) -> RwLockWriteGuard<'_, ShardIndex> {
     index.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -209,8 +214,10 @@ impl Group {
         });
     }
 
-    /// Adds a frame of another kind: an opaque Raft entry, or a truncation of the shard's log
-    /// from `raft_index` on.
+    /// Adds a frame with a payload already encoded: a record batch's (as a Raft log receives
+    /// it from a leader), an opaque Raft entry, or none for a truncation of the shard's log
+    /// from `raft_index` on. A record batch whose payload header does not decode is refused.
+    #[allow(clippy::too_many_arguments)]
     pub fn other(
         &mut self,
         class: u8,
@@ -220,7 +227,12 @@ impl Group {
         term: u64,
         raft_index: u64,
         payload: &[u8],
-    ) {
+    ) -> Result<(), frame::FrameError> {
+        let (first_counter, count, arrival_ms) = match kind {
+            Kind::Records => frame::batch_header(payload)?,
+            Kind::Marker => return Err(frame::FrameError::Malformed("markers are the journal's own")),
+            Kind::Truncate | Kind::Entry => (0, 0, 0),
+        };
         let buffer = self.classes.entry(class).or_default();
         let header = Header { kind, stream: key.stream, shard: key.shard, term, index: raft_index };
         let start = frame::begin(&mut buffer.bytes, header);
@@ -232,10 +244,11 @@ impl Group {
             header,
             offset: start,
             len,
-            first_counter: 0,
-            count: 0,
-            arrival_ms: 0,
+            first_counter,
+            count,
+            arrival_ms,
         });
+        Ok(())
     }
 
     /// Bytes the group will write.

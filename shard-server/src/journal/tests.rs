@@ -238,15 +238,15 @@ fn truncations_and_overwrites_survive_a_restart() {
     for n in 1..=5u64 {
         let index = journal.index(k);
         let mut group = Group::new();
-        group.other(0, k, &index, Kind::Entry, 1, n, format!("e{n}").as_bytes());
+        group.other(0, k, &index, Kind::Entry, 1, n, format!("e{n}").as_bytes()).expect("frame");
         journal.commit(group, n).expect("commit");
     }
     let index = journal.index(k);
     let mut group = Group::new();
-    group.other(0, k, &index, Kind::Entry, 2, 4, b"new-4");
+    group.other(0, k, &index, Kind::Entry, 2, 4, b"new-4").expect("frame");
     journal.commit(group, 6).expect("commit");
     let mut group = Group::new();
-    group.other(0, k, &index, Kind::Truncate, 0, 4, &[]);
+    group.other(0, k, &index, Kind::Truncate, 0, 4, &[]).expect("frame");
     journal.commit(group, 7).expect("commit");
     let view = |journal: &Journal| {
         let index = journal.index(k);

@@ -6,6 +6,7 @@
 //! |---------|--------|-------------------------------------------------|--------------------|
 //! | catalog | `c`    | stream name                                     | stream definition  |
 //! | meta    | `s`    | stream id (8) · shard index (4)                 | counter (8) · arrival ms (8) |
+//! | meta    | `a`    | stream id (8) · shard index (4) · `h`/`p`/`f`    | Raft hard state / snapshot / first index |
 //! | meta    | `m`    | name                                            | server metadata    |
 //! | leases  | `l`    | application · 0 · stream · 0 · shard index (4)  | lease (JSON)       |
 
@@ -13,6 +14,14 @@
 pub const STREAM_PREFIX: u8 = b'c';
 /// Prefix of per-shard sequence counters in the meta family.
 pub const COUNTER_PREFIX: u8 = b's';
+/// Prefix of per-shard Raft state in the meta family.
+pub const RAFT_PREFIX: u8 = b'a';
+/// Raft state kinds, the last byte of a Raft state key.
+pub const RAFT_HARD_STATE: u8 = b'h';
+/// See [`RAFT_HARD_STATE`].
+pub const RAFT_SNAPSHOT: u8 = b'p';
+/// See [`RAFT_HARD_STATE`].
+pub const RAFT_FIRST_INDEX: u8 = b'f';
 /// Prefix of named server metadata in the meta family.
 pub const META_PREFIX: u8 = b'm';
 
@@ -60,6 +69,13 @@ pub fn stream_data_range(prefix: u8, stream_id: u64) -> (Vec<u8>, Vec<u8>) {
 /// Key of a shard's last assigned sequence counter.
 pub fn counter(stream_id: u64, shard: u32) -> Vec<u8> {
     shard_prefix(COUNTER_PREFIX, stream_id, shard)
+}
+
+/// Key of one piece of a shard's Raft state (`RAFT_HARD_STATE`, …).
+pub fn raft(stream_id: u64, shard: u32, kind: u8) -> Vec<u8> {
+    let mut key = shard_prefix(RAFT_PREFIX, stream_id, shard);
+    key.push(kind);
+    key
 }
 
 fn lease_prefix(application: &str, stream: &str) -> Vec<u8> {
