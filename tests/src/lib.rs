@@ -2,6 +2,7 @@
 //! temporary data directory, and builds independent clients for them (`aws-sdk-kinesis`, and a
 //! raw HTTP client for requests no SDK would send).
 
+pub mod crash;
 pub mod kube;
 
 use std::io::{BufRead, BufReader};
@@ -36,9 +37,15 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
             if let Ok(path) = std::env::var("SHARDLINE_SERVER_BIN") {
                 return Ok(PathBuf::from(path));
             }
-            // Tests run from target/<profile>/deps/; binaries sit in target/<profile>/.
+            // Tests run from target/<profile>/deps/ and this crate's binaries from
+            // target/<profile>/, where the other binaries sit.
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let dir = exe.parent().and_then(Path::parent).ok_or("unexpected test binary location")?;
+            let beside = exe.parent().ok_or("unexpected test binary location")?;
+            let dir = if beside.join("shard-server").exists() || !beside.ends_with("deps") {
+                beside
+            } else {
+                beside.parent().ok_or("unexpected test binary location")?
+            };
             let binary = dir.join("shard-server");
             if !binary.exists() {
                 let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
