@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// One open file of the journal: positional reads and writes, durable on [`SegmentFile::sync`].
 pub trait SegmentFile: Send + Sync + std::fmt::Debug {
     /// Its current length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
     /// Fills `buf` from `offset`; an error if the file ends first.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Writes all of `bytes` at `offset`.
@@ -47,7 +47,7 @@ pub struct DiskFiles;
 struct DiskFile(std::fs::File);
 
 impl SegmentFile for DiskFile {
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -149,7 +149,7 @@ fn not_found(path: &Path) -> io::Error {
 }
 
 impl SegmentFile for MemoryHandle {
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(lock(&self.file).data.len() as u64)
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {

@@ -323,7 +323,7 @@ impl Journal {
                 let file = files.open(&path, false).map_err(io(&path))?;
                 let mut segment = Segment { class, id: *id, path, file, summary: Mutex::default() };
                 let newest = n + 1 == ids.len();
-                let len = segment.file.len().map_err(io(&segment.path))?;
+                let len = segment.file.size().map_err(io(&segment.path))?;
                 let known = if newest { None } else { segment::read_index(files.as_ref(), &segment, len) };
                 let mut summary = match known {
                     Some(summary) => summary,
@@ -340,7 +340,7 @@ impl Journal {
                     let _ = files.remove(&segment.index_path());
                     writer.next_id.insert(class, id + 1);
                     let segment = Arc::new(Segment { summary: Mutex::new(summary), ..segment });
-                    let len = segment.file.len().map_err(io(&segment.path))?;
+                    let len = segment.file.size().map_err(io(&segment.path))?;
                     writer.active.insert(class, Active { segment: segment.clone(), len });
                     segments.insert((class, *id), segment);
                 } else {

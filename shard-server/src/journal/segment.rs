@@ -120,7 +120,7 @@ pub fn write_index(files: &dyn Files, segment: &Segment, len: u64, summary: &Sum
 /// written for another length (then the segment is scanned instead).
 pub fn read_index(files: &dyn Files, segment: &Segment, len: u64) -> Option<Summary> {
     let file = files.open(&segment.index_path(), false).ok()?;
-    let size = usize::try_from(file.len().ok()?).ok()?;
+    let size = usize::try_from(file.size().ok()?).ok()?;
     let mut buf = vec![0; size];
     file.read_at(&mut buf, 0).ok()?;
     let (body, crc) = buf.split_at_checked(size.checked_sub(4)?)?;
@@ -201,7 +201,7 @@ pub struct Scan {
 /// of a write that was never acknowledged; before it, damage.
 pub fn scan(segment: &Segment, active: bool) -> Result<Scan, JournalError> {
     let io = |source| JournalError::Io { path: segment.path.clone(), source };
-    let file_len = segment.file.len().map_err(io)?;
+    let file_len = segment.file.size().map_err(io)?;
     let mut data =
         vec![0; usize::try_from(file_len).map_err(|_| JournalError::corrupt(&segment.path, 0, "too large"))?];
     segment.file.read_at(&mut data, 0).map_err(io)?;

@@ -717,7 +717,9 @@ mod tests {
         let mut node = open(engine.clone());
         active_stream(&node, "s", 3).await;
         // Acknowledged data per shard in order, and everything ever sent without an answer.
-        let acked: Arc<StdMutex<HashMap<String, Vec<(u64, String)>>>> = Arc::default();
+        /// Per shard id, `(counter, data)` of each acknowledged record.
+        type Acked = HashMap<String, Vec<(u64, String)>>;
+        let acked: Arc<StdMutex<Acked>> = Arc::default();
         let pending: Arc<StdMutex<HashSet<String>>> = Arc::default();
         for round in 0..6 {
             let mut producers = Vec::new();
