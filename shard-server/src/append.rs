@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::journal::{read_index, Group, Journal, ShardKey};
+use crate::journal::{read_index, Group, Journal, ShardKey, Slot};
 use crate::metrics::Metrics;
 use crate::store::{Durability, KvEngine, WriteBatch};
 use crate::stream::{Catalog, ShardLog, Stream};
@@ -279,12 +279,9 @@ impl Writer {
         for ((stream, shard), touch) in &mut touched {
             let raft_index = read_index(&touch.log.index).last_index().unwrap_or(0) + 1;
             let records = std::mem::take(&mut touch.records);
+            let key = ShardKey { stream: *stream, shard: *shard };
             frames.records(
-                touch.class,
-                ShardKey { stream: *stream, shard: *shard },
-                &touch.log.index,
-                STANDALONE_TERM,
-                raft_index,
+                Slot { class: touch.class, key, index: &touch.log.index, term: STANDALONE_TERM, raft_index },
                 touch.first_counter,
                 touch.arrival_ms,
                 records.iter().map(|(key, data)| (key.as_bytes(), data.as_slice())),

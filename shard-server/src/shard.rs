@@ -133,13 +133,14 @@ pub fn seek_time(index: &SharedIndex, time_ms: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Group, ShardKey};
+    use crate::journal::{Group, ShardKey, Slot};
 
     fn put(journal: &Journal, index: &SharedIndex, first: u64, arrival: u64, data: &[&[u8]]) {
         let mut group = Group::new();
         let raft_index = read_index(index).last_index().unwrap_or(0) + 1;
         let key = ShardKey { stream: 1, shard: 0 };
-        group.records(0, key, index, 0, raft_index, first, arrival, data.iter().map(|d| (&b"pk"[..], *d)));
+        let slot = Slot { class: 0, key, index, term: 0, raft_index };
+        group.records(slot, first, arrival, data.iter().map(|d| (&b"pk"[..], *d)));
         journal.commit(group, arrival).expect("commit");
     }
 

@@ -239,6 +239,17 @@ impl MemoryFiles {
     }
 }
 
+/// The names among `paths` directly in `dir`.
+fn children<'a>(disk: &Disk, dir: &Path, paths: impl Iterator<Item = &'a PathBuf>) -> io::Result<Vec<String>> {
+    if !disk.dirs.contains(dir) {
+        return Err(not_found(dir));
+    }
+    Ok(paths
+        .filter(|path| path.parent() == Some(dir))
+        .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
+        .collect())
+}
+
 impl Files for MemoryFiles {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut disk = lock(&self.disk);
@@ -249,27 +260,11 @@ impl Files for MemoryFiles {
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let disk = lock(&self.disk);
-        if !disk.dirs.contains(dir) {
-            return Err(not_found(dir));
-        }
-        Ok(disk
-            .files
-            .keys()
-            .filter(|path| path.parent() == Some(dir))
-            .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
-            .collect())
+        children(&disk, dir, disk.files.keys())
     }
     fn list_dirs(&self, dir: &Path) -> io::Result<Vec<String>> {
         let disk = lock(&self.disk);
-        if !disk.dirs.contains(dir) {
-            return Err(not_found(dir));
-        }
-        Ok(disk
-            .dirs
-            .iter()
-            .filter(|path| path.parent() == Some(dir))
-            .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
-            .collect())
+        children(&disk, dir, disk.dirs.iter())
     }
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
         let mut disk = lock(&self.disk);

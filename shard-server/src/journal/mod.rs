@@ -164,6 +164,21 @@ impl Default for ClassBuffer {
     }
 }
 
+/// Where a frame goes: its retention class and shard, and its place in the shard's Raft log.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot<'a> {
+    /// Retention class.
+    pub class: u8,
+    /// The shard.
+    pub key: ShardKey,
+    /// The shard's index, extended once the frame is durable.
+    pub index: &'a SharedIndex,
+    /// Raft term (0 in standalone).
+    pub term: u64,
+    /// Raft index of the entry.
+    pub raft_index: u64,
+}
+
 /// Frames gathered for one durable write, per retention class.
 #[derive(Debug, Default)]
 pub struct Group {
@@ -178,69 +193,54 @@ impl Group {
 
     /// Adds a batch of records of one shard, counters from `first_counter`, all arriving at
     /// `arrival_ms`.
-    #[allow(clippy::too_many_arguments)]
     pub fn records<'a>(
         &mut self,
-        class: u8,
-        key: ShardKey,
-        index: &SharedIndex,
-        term: u64,
-        raft_index: u64,
+        slot: Slot<'_>,
         first_counter: u64,
         arrival_ms: u64,
         records: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     ) {
-        let buffer = self.classes.entry(class).or_default();
-        let header = Header { kind: Kind::Records, stream: key.stream, shard: key.shard, term, index: raft_index };
-        let start = frame::begin(&mut buffer.bytes, header);
-        let count_at = buffer.bytes.len() + 8;
-        frame::begin_batch(&mut buffer.bytes, first_counter, 0, arrival_ms);
-        let mut count = 0u32;
-        for (partition_key, data) in records {
-            frame::push_record(&mut buffer.bytes, partition_key, data);
-            count += 1;
-        }
-        buffer.bytes[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
-        let len = frame::finish(&mut buffer.bytes, start);
-        buffer.frames.push(Pending {
-            key,
-            index: index.clone(),
-            header,
-            offset: start,
-            len,
-            first_counter,
-            count,
-            arrival_ms,
+        self.push(slot, Kind::Records, |bytes| {
+            let count_at = bytes.len() + 8;
+            frame::begin_batch(bytes, first_counter, 0, arrival_ms);
+            let mut count = 0u32;
+            for (partition_key, data) in records {
+                frame::push_record(bytes, partition_key, data);
+                count += 1;
+            }
+            bytes[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
+            (first_counter, count, arrival_ms)
         });
     }
 
     /// Adds a frame with a payload already encoded: a record batch's (as a Raft log receives
     /// it from a leader), an opaque Raft entry, or none for a truncation of the shard's log
-    /// from `raft_index` on. A record batch whose payload header does not decode is refused.
-    #[allow(clippy::too_many_arguments)]
-    pub fn other(
-        &mut self,
-        class: u8,
-        key: ShardKey,
-        index: &SharedIndex,
-        kind: Kind,
-        term: u64,
-        raft_index: u64,
-        payload: &[u8],
-    ) -> Result<(), frame::FrameError> {
-        let (first_counter, count, arrival_ms) = match kind {
+    /// from the slot's index on. A record batch whose payload header does not decode is refused.
+    pub fn other(&mut self, slot: Slot<'_>, kind: Kind, payload: &[u8]) -> Result<(), frame::FrameError> {
+        let batch = match kind {
             Kind::Records => frame::batch_header(payload)?,
             Kind::Marker => return Err(frame::FrameError::Malformed("markers are the journal's own")),
             Kind::Truncate | Kind::Entry => (0, 0, 0),
         };
-        let buffer = self.classes.entry(class).or_default();
-        let header = Header { kind, stream: key.stream, shard: key.shard, term, index: raft_index };
+        self.push(slot, kind, |bytes| {
+            bytes.extend_from_slice(payload);
+            batch
+        });
+        Ok(())
+    }
+
+    /// Adds one frame whose payload `fill` writes, returning the batch's `(first counter,
+    /// count, arrival ms)`.
+    fn push(&mut self, slot: Slot<'_>, kind: Kind, fill: impl FnOnce(&mut Vec<u8>) -> (u64, u32, u64)) {
+        let buffer = self.classes.entry(slot.class).or_default();
+        let header =
+            Header { kind, stream: slot.key.stream, shard: slot.key.shard, term: slot.term, index: slot.raft_index };
         let start = frame::begin(&mut buffer.bytes, header);
-        buffer.bytes.extend_from_slice(payload);
+        let (first_counter, count, arrival_ms) = fill(&mut buffer.bytes);
         let len = frame::finish(&mut buffer.bytes, start);
         buffer.frames.push(Pending {
-            key,
-            index: index.clone(),
+            key: slot.key,
+            index: slot.index.clone(),
             header,
             offset: start,
             len,
@@ -248,7 +248,6 @@ impl Group {
             count,
             arrival_ms,
         });
-        Ok(())
     }
 
     /// Bytes the group will write.

@@ -34,7 +34,7 @@ fn add(journal: &Journal, group: &mut Group, class: u8, key: ShardKey, records: 
         (index.last_index().unwrap_or(0) + 1, index.last_record().map_or(1, |(c, _)| c + 1))
     };
     let pairs: Vec<(&[u8], &[u8])> = records.iter().map(|r| (&b"pk"[..], r.as_bytes())).collect();
-    group.records(class, key, &index, 0, next_index, next_counter, arrival_ms, pairs);
+    group.records(Slot { class, key, index: &index, term: 0, raft_index: next_index }, next_counter, arrival_ms, pairs);
 }
 
 /// Every record of a shard, read back through the journal.
@@ -238,15 +238,18 @@ fn truncations_and_overwrites_survive_a_restart() {
     for n in 1..=5u64 {
         let index = journal.index(k);
         let mut group = Group::new();
-        group.other(0, k, &index, Kind::Entry, 1, n, format!("e{n}").as_bytes()).expect("frame");
+        let slot = Slot { class: 0, key: k, index: &index, term: 1, raft_index: n };
+        group.other(slot, Kind::Entry, format!("e{n}").as_bytes()).expect("frame");
         journal.commit(group, n).expect("commit");
     }
     let index = journal.index(k);
     let mut group = Group::new();
-    group.other(0, k, &index, Kind::Entry, 2, 4, b"new-4").expect("frame");
+    group
+        .other(Slot { class: 0, key: k, index: &index, term: 2, raft_index: 4 }, Kind::Entry, b"new-4")
+        .expect("frame");
     journal.commit(group, 6).expect("commit");
     let mut group = Group::new();
-    group.other(0, k, &index, Kind::Truncate, 0, 4, &[]).expect("frame");
+    group.other(Slot { class: 0, key: k, index: &index, term: 0, raft_index: 4 }, Kind::Truncate, &[]).expect("frame");
     journal.commit(group, 7).expect("commit");
     let view = |journal: &Journal| {
         let index = journal.index(k);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{check_follows, EntryKind, HardState, LogEntry, RaftLog, RaftLogError, Result, Snapshot};
 use crate::clock::Clock;
 use crate::journal::frame::{self, Kind};
-use crate::journal::{read_index, Group, Journal, ShardKey, SharedIndex};
+use crate::journal::{read_index, Group, Journal, ShardKey, SharedIndex, Slot};
 use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
 
 /// One shard's Raft log over the journal and the meta family.
@@ -59,6 +59,10 @@ impl JournalRaftLog {
         Ok(Self { journal, engine, clock, key, class, index, first: Mutex::new(first), snapshot: Mutex::new(snapshot) })
     }
 
+    fn slot(&self, term: u64, raft_index: u64) -> Slot<'_> {
+        Slot { class: self.class, key: self.key, index: &self.index, term, raft_index }
+    }
+
     fn first(&self) -> MutexGuard<'_, u64> {
         self.first.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -95,7 +99,7 @@ impl RaftLog for JournalRaftLog {
                 EntryKind::Opaque => Kind::Entry,
             };
             group
-                .other(self.class, self.key, &self.index, kind, entry.term, entry.index, &entry.payload)
+                .other(self.slot(entry.term, entry.index), kind, &entry.payload)
                 .map_err(|err| RaftLogError::Malformed(err.to_string()))?;
         }
         Ok(self.journal.commit(group, self.clock.now_ms())?)
@@ -150,9 +154,7 @@ impl RaftLog for JournalRaftLog {
 
     fn truncate_suffix(&self, from: u64) -> Result<()> {
         let mut group = Group::new();
-        group
-            .other(self.class, self.key, &self.index, Kind::Truncate, 0, from, &[])
-            .map_err(|err| RaftLogError::Malformed(err.to_string()))?;
+        group.other(self.slot(0, from), Kind::Truncate, &[]).map_err(|err| RaftLogError::Malformed(err.to_string()))?;
         Ok(self.journal.commit(group, self.clock.now_ms())?)
     }
 
