@@ -1,8 +1,10 @@
 //! Restart time with data stored: `restart --gigabytes 10` fills a standalone shard-server
 //! (4 shards, 1 KiB records, 8 concurrent PutRecords producers) until that much is
 //! acknowledged, kills it with SIGKILL, starts it again and reports the time until it serves
-//! again: the first successful GetRecords of the newest records and PutRecord. The data
-//! directory is a temporary one under `--dir` (default: the system's temporary directory).
+//! again: the first successful PutRecord and its read-back, then a read of the oldest records.
+//! `--drop-caches` empties the page cache before the restart (root), so the journal is read
+//! from the device as after a power cycle. The data directory is a temporary one under `--dir`
+//! (default: the system's temporary directory).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,11 +21,12 @@ const RECORD: usize = 1024;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut gigabytes, mut base) = (10.0f64, std::env::temp_dir());
+    let (mut gigabytes, mut base, mut drop_caches) = (10.0f64, std::env::temp_dir(), false);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--gigabytes" => gigabytes = args.next().context("--gigabytes needs a number")?.parse()?,
             "--dir" => base = args.next().context("--dir needs a path")?.into(),
+            "--drop-caches" => drop_caches = true,
             other => anyhow::bail!("unknown argument {other}; usage: restart [--gigabytes N] [--dir PATH]"),
         }
     }
@@ -75,6 +78,10 @@ async fn main() -> anyhow::Result<()> {
     let fill = started.elapsed();
 
     server.kill()?;
+    if drop_caches {
+        std::process::Command::new("sync").status()?;
+        std::fs::write("/proc/sys/vm/drop_caches", "3").context("dropping the page cache needs root")?;
+    }
     let killed = Instant::now();
     server.restart()?;
     let listening = killed.elapsed();
@@ -99,13 +106,25 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(killed.elapsed() < Duration::from_secs(60), "the server did not serve within 60 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
+    let oldest = client
+        .get_shard_iterator()
+        .stream_name(STREAM)
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await?;
+    let page = client.get_records().set_shard_iterator(oldest.shard_iterator().map(str::to_owned)).send().await?;
+    anyhow::ensure!(!page.records().is_empty(), "the oldest records read back after the restart");
+    let oldest_read = killed.elapsed();
     println!(
-        "restart: {:.2} GB stored in {:.0} s; after SIGKILL listening in {:.2} s, first PutRecord {:.2} s, read back {:.2} s",
+        "restart: {:.2} GB stored in {:.0} s; after SIGKILL listening in {:.2} s, first PutRecord {:.2} s, read back {:.2} s, oldest records read {:.2} s (page cache {})",
         stored as f64 / 1e9,
         fill.as_secs_f64(),
         listening.as_secs_f64(),
         put.as_secs_f64(),
-        read.as_secs_f64()
+        read.as_secs_f64(),
+        oldest_read.as_secs_f64(),
+        if drop_caches { "dropped" } else { "warm" }
     );
     Ok(())
 }
