@@ -238,6 +238,13 @@ impl StreamDef {
         self.open_shards().find(|s| s.hash_range.contains(hash_key))
     }
 
+    /// The open shards ordered by hash range, for routing many records at once.
+    pub fn router(&self) -> Router<'_> {
+        let mut open: Vec<&ShardDef> = self.open_shards().collect();
+        open.sort_unstable_by_key(|s| s.hash_range.start);
+        Router { open }
+    }
+
     /// The shard of index `index`.
     pub fn shard(&self, index: u32) -> Option<&ShardDef> {
         self.shards.get(usize::try_from(index).ok()?).filter(|s| s.index == index)
@@ -251,6 +258,20 @@ impl StreamDef {
     /// Largest record in bytes.
     pub fn max_record_bytes(&self) -> usize {
         usize::try_from(self.max_record_size_kib).unwrap_or(usize::MAX).saturating_mul(1024)
+    }
+}
+
+/// A stream's open shards by hash range: [`StreamDef::route`] by binary search.
+#[derive(Debug)]
+pub struct Router<'a> {
+    open: Vec<&'a ShardDef>,
+}
+
+impl<'a> Router<'a> {
+    /// The open shard owning `hash_key`.
+    pub fn route(&self, hash_key: u128) -> Option<&'a ShardDef> {
+        let at = self.open.partition_point(|s| s.hash_range.end < hash_key);
+        self.open.get(at).copied().filter(|s| s.hash_range.contains(hash_key))
     }
 }
 
@@ -712,6 +733,29 @@ mod tests {
         assert_eq!(def.id, stream.id);
         let next = reloaded.create(new_stream("b", 1), 2000).expect("create b");
         assert!(next.id > stream.id, "ids are never reused across restarts");
+    }
+
+    #[test]
+    fn the_router_agrees_with_route() {
+        let catalog = Catalog::load(
+            Arc::new(MemoryEngine::new()),
+            Journal::in_memory(),
+            "123456789012".into(),
+            "us-east-1".into(),
+            10,
+        )
+        .expect("load");
+        let stream = catalog.create(new_stream("r", 7), 0).expect("create");
+        let def = stream.def();
+        let router = def.router();
+        let mut keys = vec![0, 1, u128::MAX, u128::MAX - 1];
+        for shard in &def.shards {
+            keys.extend([shard.hash_range.start, shard.hash_range.end, shard.hash_range.start.wrapping_sub(1)]);
+        }
+        keys.extend((0..1000u128).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)));
+        for key in keys {
+            assert_eq!(router.route(key).map(|s| s.index), def.route(key).map(|s| s.index), "hash key {key}");
+        }
     }
 
     #[test]

@@ -57,7 +57,9 @@ impl ShardIndex {
     /// entries). Frames without records take their counter and time from their predecessor
     /// so both stay monotonic along the index.
     pub fn push(&mut self, mut entry: IndexEntry) {
-        self.truncate_from(entry.index);
+        if self.entries.back().is_some_and(|last| last.index >= entry.index) {
+            self.truncate_from(entry.index);
+        }
         if entry.kind != Kind::Records {
             let (counter, arrival) = self.entries.back().map_or((1, 0), |e| (e.end_counter(), e.arrival_ms));
             entry.first_counter = counter;

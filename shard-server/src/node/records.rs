@@ -61,6 +61,7 @@ impl Node {
             let def = stream.def();
             let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
             let limit = def.max_record_bytes();
+            let router = def.router();
             let mut staged = Vec::with_capacity(entries.len());
             for (position, entry) in entries.into_iter().enumerate() {
                 let size = entry.partition_key.len() + entry.data.len();
@@ -72,7 +73,7 @@ impl Node {
                     )));
                 }
                 let hash = entry.explicit_hash_key.unwrap_or_else(|| hash_key(&entry.partition_key));
-                let shard = def.route(hash).ok_or_else(|| {
+                let shard = router.route(hash).ok_or_else(|| {
                     Error::InvalidArgument(format!("No open shard of stream {} owns hash key {hash}.", def.name))
                 })?;
                 match next_hop(self.route_in(&def, shard.index), hop) {

@@ -3,6 +3,18 @@
 //! endpoint. Phases: a sequential single-record PutRecord latency run, PutRecords ingest from
 //! concurrent producers, then a read-back of everything written with GetRecords, checking that
 //! the count read equals the count acknowledged.
+//!
+//! - `--shards N` (up to 10,000) spreads the shards over as many streams of at most
+//!   `--shards-per-stream` as needed (`NAME`, `NAME-1`, …), created and deleted by the bench;
+//!   producers go round the streams, random partition keys spread each call over its shards.
+//! - `--rate MB/s` caps the ingest phase, for latency at a given load (e.g. half of the peak a
+//!   first run measured).
+//! - `--data-dir PATH`, on the server's machine, reads `/proc/diskstats` for the device holding
+//!   PATH before and after the ingest phase and prints the device bytes written per byte
+//!   acknowledged (write amplification).
+//!
+//! Side by side: `make kinesalite` runs kinesalite on 127.0.0.1:4568 and kinesis-mock on
+//! 127.0.0.1:4569; run the same command with `--endpoint http://127.0.0.1:4568` and `:4569`.
 
 use crate::output::out;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +34,12 @@ use rand::{Rng, RngCore};
 use serde::Serialize;
 
 mod consumers;
+mod disk;
+
+/// Characters of the random partition keys.
+const PARTITION_KEY_LEN: usize = 32;
+/// GetRecords readers at once in the read-back phase.
+const READERS: usize = 64;
 
 /// Options of `shardctl bench`.
 #[derive(Debug, Args)]
@@ -32,9 +50,19 @@ pub struct BenchArgs {
     /// Stream to use; created (and deleted afterwards) when it does not exist.
     #[arg(long, default_value = "shardctl-bench")]
     pub(crate) stream: String,
-    /// Shards of the stream when it is created.
-    #[arg(long, default_value_t = 4)]
-    shards: i32,
+    /// Shards in all (up to 10,000), over as many streams as `--shards-per-stream` needs.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    shards: u32,
+    /// Most shards per stream the bench creates.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    shards_per_stream: u32,
+    /// Cap on the ingest rate in MB/s of record data (0: as fast as the server takes it).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// The server's data directory, when it is on this machine: report the device's bytes
+    /// written per byte acknowledged during the ingest phase (from /proc/diskstats).
+    #[arg(long, env = "SHARDLINE_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
     /// Bytes of data per record.
     #[arg(long, default_value_t = 1024)]
     pub(crate) record_size: usize,
@@ -115,6 +143,7 @@ struct ProducerRates {
 struct Summary {
     endpoint: String,
     stream: String,
+    streams: usize,
     shards: usize,
     record_size: usize,
     producers: usize,
@@ -124,6 +153,20 @@ struct Summary {
     records_failed: u64,
     records_per_second: f64,
     ingest_mb_per_second: f64,
+    /// The `--rate` cap, when one was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_cap_mb_per_second: Option<f64>,
+    /// Record data and partition keys acknowledged in the ingest phase.
+    acknowledged_mb: f64,
+    /// The data directory's device, with `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
+    /// Bytes that device wrote during the ingest phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_mb_written: Option<f64>,
+    /// Device bytes written per byte acknowledged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    write_amplification: Option<f64>,
     put_records_latency: Latency,
     put_record_latency: Latency,
     read_records: u64,
@@ -154,22 +197,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.batch == 0 || args.batch > 500 {
         bail!("--batch must be between 1 and 500");
     }
+    if args.rate < 0.0 || !args.rate.is_finite() {
+        bail!("--rate must be a number of MB/s, 0 for no cap");
+    }
     let client = shardline::kinesis::client(&args.endpoint, &args.region);
-    let created = prepare_stream(&client, &args).await?;
-    let shards = client.list_shards().stream_name(&args.stream).send().await.context("ListShards")?;
-    let shard_ids: Vec<String> = shards.shards().iter().map(|s| s.shard_id().to_owned()).collect();
+    let device = args.data_dir.as_deref().map(disk::Device::of).transpose()?;
+    let plan = stream_plan(&args);
+    let created = prepare_streams(&client, &plan).await?;
+    let streams: Vec<String> = plan.iter().map(|(name, _)| name.clone()).collect();
     // Read-back starts at LATEST taken now, so it sees exactly what this run writes.
     let mut iterators = Vec::new();
-    for shard in &shard_ids {
-        let out = client
-            .get_shard_iterator()
-            .stream_name(&args.stream)
-            .shard_id(shard)
-            .shard_iterator_type(ShardIteratorType::Latest)
-            .send()
-            .await
-            .context("GetShardIterator")?;
-        iterators.push(out.shard_iterator().context("no iterator")?.to_owned());
+    let mut shard_ids = Vec::new();
+    for stream in &streams {
+        for shard in list_shards(&client, stream).await? {
+            let out = client
+                .get_shard_iterator()
+                .stream_name(stream)
+                .shard_id(&shard)
+                .shard_iterator_type(ShardIteratorType::Latest)
+                .send()
+                .await
+                .context("GetShardIterator")?;
+            iterators.push((stream.clone(), out.shard_iterator().context("no iterator")?.to_owned()));
+            if stream == &args.stream {
+                shard_ids.push(shard);
+            }
+        }
     }
 
     // Single-record latency is measured on a quiet server, before the ingest phase leaves the
@@ -197,15 +250,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             (records, Some(Latency::of(&latency)))
         }
     };
-    let (acknowledged, failed, ingest_seconds, put_records_latency) = ingest(&client, &args).await?;
-    let (read_records, read_bytes, read_seconds) = read_back(&client, &args.stream, iterators).await?;
+    let written_before = device.as_ref().map(disk::Device::bytes_written).transpose()?;
+    let (acknowledged, failed, ingest_seconds, put_records_latency) = ingest(&client, &args, &streams).await?;
+    let written_after = device.as_ref().map(disk::Device::bytes_written).transpose()?;
+    let device_written = written_before.zip(written_after).map(|(before, after)| after.saturating_sub(before));
+    let acknowledged_bytes = acknowledged * (args.record_size + PARTITION_KEY_LEN) as u64;
+    let shard_count = iterators.len();
+    let (read_records, read_bytes, read_seconds) = read_back(&client, iterators).await?;
     let total_acknowledged =
         acknowledged + single_acknowledged + efo_acknowledged + consumer_acknowledged + producer_acknowledged;
 
     let summary = Summary {
         endpoint: args.endpoint.clone(),
         stream: args.stream.clone(),
-        shards: shard_ids.len(),
+        streams: streams.len(),
+        shards: shard_count,
         record_size: args.record_size,
         producers: args.producers,
         batch: args.batch,
@@ -214,6 +273,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         records_failed: failed,
         records_per_second: acknowledged as f64 / ingest_seconds,
         ingest_mb_per_second: (acknowledged * args.record_size as u64) as f64 / ingest_seconds / 1e6,
+        rate_cap_mb_per_second: (args.rate > 0.0).then_some(args.rate),
+        acknowledged_mb: acknowledged_bytes as f64 / 1e6,
+        device: device.as_ref().map(|d| d.name.clone()),
+        device_mb_written: device_written.map(|b| b as f64 / 1e6),
+        write_amplification: device_written.map(|b| b as f64 / acknowledged_bytes.max(1) as f64),
         put_records_latency: Latency::of(&put_records_latency),
         put_record_latency: Latency::of(&put_record_latency),
         read_records,
@@ -224,8 +288,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         consumer_latency,
         producer_records_per_second,
     };
-    if created && !args.keep_stream {
-        client.delete_stream().stream_name(&args.stream).send().await.context("DeleteStream")?;
+    if !args.keep_stream {
+        for stream in created {
+            client.delete_stream().stream_name(&stream).send().await.context("DeleteStream")?;
+        }
     }
     if args.json {
         out!("{}", serde_json::to_string_pretty(&summary)?);
@@ -238,33 +304,78 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn prepare_stream(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::Result<bool> {
-    let exists = client.describe_stream_summary().stream_name(&args.stream).send().await.is_ok();
-    if !exists {
-        client
-            .create_stream()
-            .stream_name(&args.stream)
-            .shard_count(args.shards)
-            .send()
-            .await
-            .context("CreateStream")?;
+/// The streams to use and their shard counts: `--shards` in streams of at most
+/// `--shards-per-stream`.
+fn stream_plan(args: &BenchArgs) -> Vec<(String, u32)> {
+    let per = args.shards_per_stream.max(1);
+    let count = args.shards.div_ceil(per).max(1);
+    (0..count)
+        .map(|i| {
+            let name = if i == 0 { args.stream.clone() } else { format!("{}-{i}", args.stream) };
+            (name, per.min(args.shards - i * per))
+        })
+        .collect()
+}
+
+/// Creates the streams that do not exist and waits for all to be ACTIVE; returns those it
+/// created. CreateStream refused for too many concurrent creations is retried.
+async fn prepare_streams(client: &aws_sdk_kinesis::Client, plan: &[(String, u32)]) -> anyhow::Result<Vec<String>> {
+    let bar = ProgressBar::new(plan.len() as u64);
+    bar.set_style(ProgressStyle::with_template("streams {bar:30} {pos}/{len} active")?);
+    let mut created = Vec::new();
+    for (name, shards) in plan {
+        if client.describe_stream_summary().stream_name(name).send().await.is_ok() {
+            continue;
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let shard_count = i32::try_from(*shards).context("shard count")?;
+            match client.create_stream().stream_name(name).shard_count(shard_count).send().await {
+                Ok(_) => break,
+                Err(err) => {
+                    let code = aws_sdk_kinesis::error::ProvideErrorMetadata::code(&err).unwrap_or_default().to_owned();
+                    if code != "LimitExceededException" || backoff > Duration::from_secs(30) {
+                        return Err(anyhow::Error::new(err).context(format!("CreateStream {name}")));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+        created.push(name.clone());
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (name, _) in plan {
+        loop {
+            let summary =
+                client.describe_stream_summary().stream_name(name).send().await.context("DescribeStreamSummary")?;
+            if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
+                bar.inc(1);
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("stream {name} did not become ACTIVE within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(created)
+}
+
+/// Every shard id of a stream.
+async fn list_shards(client: &aws_sdk_kinesis::Client, stream: &str) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut page = client.list_shards().stream_name(stream).max_results(1000).send().await.context("ListShards")?;
     loop {
-        let summary =
-            client.describe_stream_summary().stream_name(&args.stream).send().await.context("DescribeStreamSummary")?;
-        if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
-            return Ok(!exists);
-        }
-        if Instant::now() > deadline {
-            bail!("stream {} did not become ACTIVE within 60 s", args.stream);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        ids.extend(page.shards().iter().map(|s| s.shard_id().to_owned()));
+        let Some(token) = page.next_token().map(str::to_owned) else { return Ok(ids) };
+        page = client.list_shards().next_token(token).max_results(1000).send().await.context("ListShards")?;
     }
 }
 
 fn partition_key() -> String {
-    format!("{:032x}", rand::rng().random::<u128>())
+    format!("{:0width$x}", rand::rng().random::<u128>(), width = PARTITION_KEY_LEN)
 }
 
 pub(crate) fn payload(size: usize) -> Vec<u8> {
@@ -273,7 +384,11 @@ pub(crate) fn payload(size: usize) -> Vec<u8> {
     data
 }
 
-async fn ingest(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::Result<(u64, u64, f64, Histogram<u64>)> {
+async fn ingest(
+    client: &aws_sdk_kinesis::Client,
+    args: &BenchArgs,
+    streams: &[String],
+) -> anyhow::Result<(u64, u64, f64, Histogram<u64>)> {
     let acknowledged = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let bar = ProgressBar::new(args.duration.as_secs().max(1));
@@ -281,13 +396,27 @@ async fn ingest(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::R
     let start = Instant::now();
     let deadline = start + args.duration;
     let mut tasks = Vec::new();
-    for _ in 0..args.producers {
+    // Each producer's share of the cap, as seconds per call.
+    let call_secs =
+        (args.rate > 0.0).then(|| (args.batch * args.record_size) as f64 * args.producers as f64 / (args.rate * 1e6));
+    for producer in 0..args.producers {
         let (client, acknowledged, failed) = (client.clone(), acknowledged.clone(), failed.clone());
-        let (stream, batch, record_size) = (args.stream.clone(), args.batch, args.record_size);
+        let (batch, record_size) = (args.batch, args.record_size);
+        let streams = streams.to_vec();
         tasks.push(tokio::spawn(async move {
             let mut latency = histogram()?;
             let data = payload(record_size);
+            let mut calls = 0u64;
             while Instant::now() < deadline {
+                if let Some(call_secs) = call_secs {
+                    let due = start + Duration::from_secs_f64(call_secs * calls as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                let stream = streams[(producer + calls as usize) % streams.len()].as_str();
+                calls += 1;
                 let entries = (0..batch)
                     .map(|_| {
                         PutRecordsRequestEntry::builder()
@@ -299,7 +428,7 @@ async fn ingest(client: &aws_sdk_kinesis::Client, args: &BenchArgs) -> anyhow::R
                 let sent = Instant::now();
                 let out = client
                     .put_records()
-                    .stream_name(&stream)
+                    .stream_name(stream)
                     .set_records(Some(entries))
                     .send()
                     .await
@@ -476,33 +605,39 @@ async fn producer_rate(client: &aws_sdk_kinesis::Client, args: &BenchArgs, aggre
     Ok(args.producer_records as f64 / seconds)
 }
 
-/// Reads every shard from the iterators taken before the ingest, following a shard that closes
-/// into its children (read from their start; each child once, though a merge has two parents).
+/// Reads every shard from the iterators taken before the ingest, `READERS` at a time,
+/// following a shard that closes into its children (read from their start; each child once,
+/// though a merge has two parents).
 async fn read_back(
     client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    iterators: Vec<String>,
+    iterators: Vec<(String, String)>,
 ) -> anyhow::Result<(u64, u64, f64)> {
-    let bar = ProgressBar::new_spinner();
-    bar.set_message("reading back");
+    let bar = ProgressBar::new(iterators.len() as u64);
+    bar.set_style(ProgressStyle::with_template("read-back {bar:30} {pos}/{len} shards")?);
     let start = Instant::now();
+    let mut waiting = iterators;
     let mut readers = tokio::task::JoinSet::new();
-    for iterator in iterators {
-        readers.spawn(read_shard(client.clone(), iterator));
-    }
     let (mut records, mut bytes) = (0, 0);
     let mut followed = std::collections::HashSet::new();
-    while let Some(done) = readers.join_next().await {
-        let (r, b, children) = done??;
+    loop {
+        while readers.len() < READERS {
+            let Some((stream, iterator)) = waiting.pop() else { break };
+            let client = client.clone();
+            readers.spawn(async move { (stream, read_shard(client, iterator).await) });
+        }
+        let Some(done) = readers.join_next().await else { break };
+        let (stream, read) = done?;
+        let (r, b, children) = read?;
         records += r;
         bytes += b;
+        bar.inc(1);
         for child in children {
-            if !followed.insert(child.clone()) {
+            if !followed.insert((stream.clone(), child.clone())) {
                 continue;
             }
             let iterator = client
                 .get_shard_iterator()
-                .stream_name(stream)
+                .stream_name(&stream)
                 .shard_id(&child)
                 .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
                 .send()
@@ -510,7 +645,8 @@ async fn read_back(
                 .context("GetShardIterator")?
                 .shard_iterator
                 .context("no shard iterator")?;
-            readers.spawn(read_shard(client.clone(), iterator));
+            bar.inc_length(1);
+            waiting.push((stream.clone(), iterator));
         }
     }
     bar.finish_and_clear();
@@ -547,11 +683,22 @@ async fn read_shard(client: aws_sdk_kinesis::Client, iterator: String) -> anyhow
 }
 
 fn print_table(s: &Summary) {
-    out!("shardctl bench: {} (stream {}, {} shards)", s.endpoint, s.stream, s.shards);
+    let streams =
+        if s.streams == 1 { format!("stream {}", s.stream) } else { format!("{} streams {}…", s.streams, s.stream) };
+    out!("shardctl bench: {} ({streams}, {} shards)", s.endpoint, s.shards);
     out!("  records of {} B, {} producers x PutRecords of {}", s.record_size, s.producers, s.batch);
     out!();
     out!("  {:<28} {:>14}", "ingest records/s", format!("{:.0}", s.records_per_second));
     out!("  {:<28} {:>14}", "ingest MB/s", format!("{:.1}", s.ingest_mb_per_second));
+    if let Some(cap) = s.rate_cap_mb_per_second {
+        out!("  {:<28} {:>14}", "ingest cap MB/s", format!("{cap:.1}"));
+    }
+    out!("  {:<28} {:>14}", "acknowledged MB", format!("{:.1}", s.acknowledged_mb));
+    let na = || "n/a".to_owned();
+    let device = s.device.clone().unwrap_or_else(na);
+    out!("  {:<28} {:>14}", "device", device);
+    out!("  {:<28} {:>14}", "device MB written", s.device_mb_written.map_or_else(na, |m| format!("{m:.1}")));
+    out!("  {:<28} {:>14}", "write amplification", s.write_amplification.map_or_else(na, |w| format!("{w:.3}")));
     out!("  {:<28} {:>14}", "records acknowledged", s.records_acknowledged);
     out!("  {:<28} {:>14}", "records failed", s.records_failed);
     let row = |name: &str, l: &Latency| {

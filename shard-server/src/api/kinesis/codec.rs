@@ -171,13 +171,19 @@ const QUOTED_BLOB_CHARS: usize = 4096;
 /// is not a multiple of 4, a character outside the alphabet (or padding followed by data), and
 /// a last character whose unused bits are set.
 fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
-    let quoted: String = text.chars().take(QUOTED_BLOB_CHARS).collect();
-    let refuse = |why: String| format!("'{quoted}' can not be converted to a Blob: {why}");
+    let refuse = |why: String| {
+        let quoted: String = text.chars().take(QUOTED_BLOB_CHARS).collect();
+        format!("'{quoted}' can not be converted to a Blob: {why}")
+    };
     if !text.len().is_multiple_of(4) {
         return Err(refuse(format!(
             "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
             text.len()
         )));
+    }
+    // What decodes is valid by every rule below; only a refusal needs telling apart.
+    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text) {
+        return Ok(bytes);
     }
     let bytes = text.as_bytes();
     let alphabet = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
@@ -190,9 +196,7 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
         return Err(refuse(format!("Invalid Base64 character: '{shown}'")));
     }
     // Kinesis' spelling.
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| refuse("Invalid last non-pad Base64 character dectected".to_owned()))
+    Err(refuse("Invalid last non-pad Base64 character dectected".to_owned()))
 }
 
 impl Serialize for Blob {
