@@ -75,8 +75,10 @@ pub fn check_format(dir: &Path) -> Result<Layout, DataDirError> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(DataDirError::Io { path: format, source: err }),
     }
-    let entries = std::fs::read_dir(dir).map_err(io(dir))?.count();
-    if entries > 0 {
+    // A freshly formatted volume holds only `lost+found`.
+    let mut entries = std::fs::read_dir(dir).map_err(io(dir))?;
+    let occupied = entries.any(|entry| entry.map_or(true, |e| e.file_name() != "lost+found"));
+    if occupied {
         return Err(DataDirError::Format { path: dir.to_owned(), found: "an earlier format (no FORMAT file)".into() });
     }
     let temporary = dir.join("FORMAT.new");
@@ -139,7 +141,8 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         let fresh = root.path().join("fresh");
         prepare(&fresh).expect("prepare");
-        let layout = check_format(&fresh).expect("a new directory is accepted");
+        std::fs::create_dir(fresh.join("lost+found")).expect("mkdir");
+        let layout = check_format(&fresh).expect("a new directory (a fresh volume) is accepted");
         assert_eq!(layout.log, fresh.join("log"));
         assert_eq!(std::fs::read_to_string(fresh.join("FORMAT")).expect("format"), FORMAT);
         check_format(&fresh).expect("and accepted again");
