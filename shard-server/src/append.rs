@@ -10,7 +10,9 @@
 //! Replication will take this seam over: an append will be acknowledged once a majority of a
 //! shard's replicas hold it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -241,7 +243,7 @@ impl Writer {
     fn commit(&self, group: Vec<Command>) {
         let now = self.clock.now_ms();
         let mut batch = WriteBatch::new();
-        let mut touched: HashMap<(u64, u32), Touched> = HashMap::new();
+        let mut touched: FxHashMap<(u64, u32), Touched> = FxHashMap::default();
         let mut appends = Vec::new();
         let mut deletes = Vec::new();
         // Streams deleted by this group: nothing of theirs is written after their deletion.
@@ -353,7 +355,7 @@ impl Writer {
         stream: &Stream,
         entries: Vec<Entry>,
         now: u64,
-        touched: &mut HashMap<(u64, u32), Touched>,
+        touched: &mut FxHashMap<(u64, u32), Touched>,
     ) -> Result<Vec<Appended>> {
         // Resolve every shard first so a bad request stages nothing. A record routed to a shard
         // that has since closed goes to the open shard that now owns its hash key.

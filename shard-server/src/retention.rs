@@ -4,11 +4,11 @@
 //! goes, the shard's counter and newest arrival are written to the meta family, so sequence
 //! numbers keep rising even after retention has taken every record of a shard.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use crate::error::Result;
-use crate::journal::{JournalError, ShardKey};
+use crate::journal::{JournalError, ShardSet};
 use crate::store::{keys, Cf, Durability, KvEngine, WriteBatch};
 use crate::stream::{Catalog, ShardProgress};
 
@@ -23,7 +23,7 @@ pub struct Pass {
 pub fn enforce(engine: &dyn KvEngine, catalog: &Catalog, now_ms: u64) -> Result<Pass> {
     let streams: HashMap<u64, _> = catalog.list().into_iter().filter(|s| !s.is_deleted()).map(|s| (s.id, s)).collect();
     let retention_of = |id: u64| streams.get(&id).map(|s| s.def().retention_ms());
-    let mut keep_progress = |shards: &HashSet<ShardKey>| {
+    let mut keep_progress = |shards: &ShardSet| {
         let mut batch = WriteBatch::new();
         for key in shards {
             let Some(log) = streams.get(&key.stream).and_then(|s| s.log(key.shard)) else { continue };

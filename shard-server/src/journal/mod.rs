@@ -20,7 +20,9 @@ pub mod frame;
 pub mod index;
 mod segment;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -53,6 +55,9 @@ pub struct ShardKey {
     /// Shard index.
     pub shard: u32,
 }
+
+/// A set of shards.
+pub type ShardSet = FxHashSet<ShardKey>;
 
 /// A shard's index, shared by the writer (which extends it after each fsync) and readers.
 pub type SharedIndex = Arc<RwLock<ShardIndex>>;
@@ -290,7 +295,7 @@ pub struct Journal {
     options: JournalOptions,
     writer: Mutex<WriterState>,
     segments: RwLock<BTreeMap<(u8, u64), Arc<Segment>>>,
-    shards: RwLock<HashMap<ShardKey, SharedIndex>>,
+    shards: RwLock<FxHashMap<ShardKey, SharedIndex>>,
     stopped: AtomicBool,
     stats: JournalStats,
 }
@@ -351,7 +356,7 @@ impl Journal {
         }
         frames.sort_by_key(|f| (f.group, f.entry.location.class, f.entry.location.segment, f.entry.location.offset));
         writer.group = frames.last().map_or(0, |f| f.group);
-        let mut shards: HashMap<ShardKey, SharedIndex> = HashMap::new();
+        let mut shards: FxHashMap<ShardKey, SharedIndex> = FxHashMap::default();
         for located in frames {
             let index = shards.entry(located.key).or_default();
             let mut index = write_index(index);
@@ -535,7 +540,7 @@ impl Journal {
         &self,
         now_ms: u64,
         retention_of: &dyn Fn(u64) -> Option<u64>,
-        before_delete: &mut dyn FnMut(&HashSet<ShardKey>) -> Result<(), JournalError>,
+        before_delete: &mut dyn FnMut(&ShardSet) -> Result<(), JournalError>,
     ) -> Result<Expiry, JournalError> {
         let mut writer = lock(&self.writer);
         let candidates: Vec<Arc<Segment>> =

@@ -3,14 +3,14 @@
 //! written beside it as `<id>.idx` so that opening the journal reads the index instead of the
 //! segment. The newest segment of a class has no index file; opening scans it.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::files::{Files, SegmentFile};
 use super::frame::{self, FrameError, Kind};
 use super::index::{IndexEntry, Location};
-use super::{JournalError, ShardKey};
+use super::{JournalError, ShardKey, ShardSet};
 
 const INDEX_MAGIC: u32 = u32::from_le_bytes(*b"SHLX");
 const INDEX_VERSION: u32 = 1;
@@ -33,9 +33,9 @@ pub struct Located {
 #[derive(Debug, Default)]
 pub struct Summary {
     /// Per stream, the newest arrival time of its frames here.
-    pub newest: HashMap<u64, u64>,
+    pub newest: FxHashMap<u64, u64>,
     /// Shards with frames here.
-    pub shards: HashSet<ShardKey>,
+    pub shards: ShardSet,
     /// Every frame, kept while the segment is active to write its index file when sealed.
     pub frames: Vec<Located>,
 }

@@ -1,6 +1,7 @@
 //! The journal on the in-memory file system: group commit, recovery, torn tails and damage
 //! at every offset, retention by file deletion, and power cuts.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::files::{Cut, MemoryFiles};
@@ -197,7 +198,7 @@ fn retention_deletes_whole_files_and_classes_do_not_pin_each_other() {
         put(&journal, class_of(168), key(2, 0), &["long"], hour * HOUR);
     }
     let mut told = HashSet::new();
-    let mut note = |shards: &HashSet<ShardKey>| {
+    let mut note = |shards: &ShardSet| {
         told.extend(shards.iter().copied());
         Ok(())
     };
