@@ -55,9 +55,11 @@ fuzz:
 bench: release
 	$(CARGO_TARGET_DIR)/release/shardctl bench --endpoint $(ENDPOINT)
 
-## kinesalite: run kinesalite (npm) on port 4568 for side-by-side benchmarks
+## kinesalite: run the Kinesis neighbours for side-by-side benchmarks until Ctrl-C: kinesalite
+## 3.3.3 on port 4568 and kinesis-mock (npm kinesis-local 0.6.2) on 4571; scripts/kinesalite.sh
+## and scripts/kinesis-mock.sh start one alone
 kinesalite:
-	@bash scripts/kinesalite.sh
+	@bash scripts/neighbours.sh
 
 ## images: shard-server and operator container images (where docker runs; TAG=dev)
 images:

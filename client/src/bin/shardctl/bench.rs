@@ -1,21 +1,31 @@
 //! `shardctl bench`: a Kinesis benchmark. It speaks only the Kinesis API (through
 //! `aws-sdk-kinesis`), so the same command measures Shardline or any other Kinesis-compatible
 //! endpoint. Phases: a sequential single-record PutRecord latency run, PutRecords ingest from
-//! concurrent producers, then a read-back of everything written with GetRecords, checking that
-//! the count read equals the count acknowledged.
+//! concurrent producers (with a progress bar), then a read-back of everything written with
+//! GetRecords, checking that the count read equals the count acknowledged. The figures end as
+//! a two-column table (figure, value), or JSON with `--json`.
 //!
-//! - `--shards N` (up to 10,000) spreads the shards over as many streams of at most
-//!   `--shards-per-stream` as needed (`NAME`, `NAME-1`, …), created and deleted by the bench;
-//!   producers go round the streams, random partition keys spread each call over its shards.
+//! - `--shards N` (up to 10,000) spreads the shards evenly over as many streams of at most
+//!   `--shards-per-stream` (default 500) as needed: `NAME`, `NAME-1`, `NAME-2`, … Each is
+//!   created when it does not exist (a CreateStream throttled for too many at once is retried
+//!   with backoff; an account shard limit is reported with how to raise it), waited on until
+//!   ACTIVE with a progress bar, and deleted at the end unless `--keep-stream`. Producers take
+//!   the streams in turn, one stream per PutRecords call, and spread each call's records over
+//!   that stream's shards with explicit hash keys ([`ingest`]); the read-back reads every shard
+//!   of every stream, 64 at a time ([`read_back`]).
 //! - `--rate MB/s` caps the ingest phase, for latency at a given load (e.g. half of the peak a
 //!   first run measured).
-//! - `--data-dir PATH`, on the server's machine, reads `/proc/diskstats` for the device holding
-//!   PATH before and after the ingest phase and prints the device bytes written per byte
-//!   acknowledged (write amplification).
+//! - `--data-dir PATH` (or `SHARDLINE_DATA_DIR`), on the server's machine, reads
+//!   `/proc/diskstats` for the block device holding PATH before and after the ingest phase
+//!   ([`disk`]) and reports the device bytes written, the bytes acknowledged (record data and
+//!   partition keys) and their ratio, the write amplification; "n/a" without it. The device
+//!   counts every writer, so keep the machine otherwise quiet.
 //!
-//! Side by side: `make kinesalite` runs kinesalite on 127.0.0.1:4568 and kinesis-mock on
-//! 127.0.0.1:4569; run the same command with `--endpoint http://127.0.0.1:4568` and `:4569`.
+//! Side by side: `make kinesalite` runs kinesalite 3.3.3 on 127.0.0.1:4568 and kinesis-mock
+//! on 127.0.0.1:4571 until Ctrl-C; run the same command with `--endpoint
+//! http://127.0.0.1:4568` and `--endpoint http://127.0.0.1:4571`.
 
+use crate::connection::table;
 use crate::output::out;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,10 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{
-    ConsumerStatus, PutRecordsRequestEntry, ShardIteratorType, StartingPosition, StreamStatus,
-    SubscribeToShardEventStream,
-};
+use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,11 +42,12 @@ use serde::Serialize;
 
 mod consumers;
 mod disk;
+mod ingest;
+mod read_back;
+mod streams;
 
 /// Characters of the random partition keys.
 const PARTITION_KEY_LEN: usize = 32;
-/// GetRecords readers at once in the read-back phase.
-const READERS: usize = 64;
 
 /// Options of `shardctl bench`.
 #[derive(Debug, Args)]
@@ -47,20 +55,23 @@ pub struct BenchArgs {
     /// Kinesis endpoint to measure.
     #[arg(long, env = "SHARDLINE_ENDPOINT", default_value = "http://127.0.0.1:4567")]
     pub(crate) endpoint: String,
-    /// Stream to use; created (and deleted afterwards) when it does not exist.
+    /// Stream to use, and the prefix of the others when `--shards` needs more (`NAME-1`,
+    /// `NAME-2`, …); each is created (and deleted afterwards) when it does not exist.
     #[arg(long, default_value = "shardctl-bench")]
     pub(crate) stream: String,
-    /// Shards in all (up to 10,000), over as many streams as `--shards-per-stream` needs.
+    /// Shards in all (up to 10,000), spread evenly over as many streams as
+    /// `--shards-per-stream` needs.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     shards: u32,
-    /// Most shards per stream the bench creates.
+    /// Most shards in one stream the bench creates.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     shards_per_stream: u32,
     /// Cap on the ingest rate in MB/s of record data (0: as fast as the server takes it).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
-    /// The server's data directory, when it is on this machine: report the device's bytes
-    /// written per byte acknowledged during the ingest phase (from /proc/diskstats).
+    /// The server's data directory, when it is on this machine: report the bytes its block
+    /// device wrote during the ingest phase (from /proc/diskstats), the bytes acknowledged and
+    /// their ratio, the write amplification ("n/a" without).
     #[arg(long, env = "SHARDLINE_DATA_DIR")]
     data_dir: Option<std::path::PathBuf>,
     /// Bytes of data per record.
@@ -100,7 +111,7 @@ pub struct BenchArgs {
     /// Region to sign requests for.
     #[arg(long, default_value = "us-east-1")]
     region: String,
-    /// Keep a stream the bench created.
+    /// Keep the streams the bench created.
     #[arg(long)]
     keep_stream: bool,
     /// Print the summary as JSON.
@@ -158,20 +169,19 @@ struct Summary {
     rate_cap_mb_per_second: Option<f64>,
     /// Record data and partition keys acknowledged in the ingest phase.
     acknowledged_mb: f64,
-    /// The data directory's device, with `--data-dir`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The data directory's device, with `--data-dir` (null without).
     device: Option<String>,
-    /// Bytes that device wrote during the ingest phase.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// MB that device wrote during the ingest phase (null without `--data-dir`).
     device_mb_written: Option<f64>,
-    /// Device bytes written per byte acknowledged.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Device bytes written per byte acknowledged (null without `--data-dir`).
     write_amplification: Option<f64>,
     put_records_latency: Latency,
     put_record_latency: Latency,
     read_records: u64,
     read_seconds: f64,
     read_mb_per_second: f64,
+    /// Records acknowledged in every phase, which the read-back must find.
+    records_expected: u64,
     read_matches_acknowledged: bool,
     /// Put→receive latency through SubscribeToShard, with `--efo`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,35 +212,52 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let client = shardline::kinesis::client(&args.endpoint, &args.region);
     let device = args.data_dir.as_deref().map(disk::Device::of).transpose()?;
-    let plan = stream_plan(&args);
-    let created = prepare_streams(&client, &plan).await?;
-    let streams: Vec<String> = plan.iter().map(|(name, _)| name.clone()).collect();
-    // Read-back starts at LATEST taken now, so it sees exactly what this run writes.
-    let mut iterators = Vec::new();
-    let mut shard_ids = Vec::new();
-    for stream in &streams {
-        for shard in list_shards(&client, stream).await? {
-            let out = client
-                .get_shard_iterator()
-                .stream_name(stream)
-                .shard_id(&shard)
-                .shard_iterator_type(ShardIteratorType::Latest)
-                .send()
-                .await
-                .context("GetShardIterator")?;
-            iterators.push((stream.clone(), out.shard_iterator().context("no iterator")?.to_owned()));
-            if stream == &args.stream {
-                shard_ids.push(shard);
-            }
-        }
+    let plan = streams::plan(&args.stream, args.shards, args.shards_per_stream);
+    let prepared = streams::prepare(&client, &plan).await;
+    let measured = match prepared.targets {
+        Ok(targets) => measure(&client, &args, device.as_ref(), &targets).await,
+        Err(err) => Err(err),
+    };
+    // The streams this run created go, whether or not it got through.
+    let deleted = match args.keep_stream {
+        true => Ok(()),
+        false => streams::delete(&client, &prepared.created).await,
+    };
+    let summary = match (measured, deleted) {
+        (Ok(summary), Ok(())) => summary,
+        (Ok(_), Err(err)) | (Err(err), Ok(())) => return Err(err),
+        (Err(err), Err(cleanup)) => return Err(err.context(format!("and cleaning up: {cleanup:#}"))),
+    };
+    if args.json {
+        out!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_table(&summary);
     }
+    if !summary.read_matches_acknowledged {
+        bail!("read back {} records but {} were acknowledged", summary.read_records, summary.records_expected);
+    }
+    Ok(())
+}
+
+/// Every phase, on streams that are ACTIVE.
+async fn measure(
+    client: &aws_sdk_kinesis::Client,
+    args: &BenchArgs,
+    device: Option<&disk::Device>,
+    targets: &[streams::Target],
+) -> anyhow::Result<Summary> {
+    // Fixed before the first put, so the read-back sees exactly what this run writes.
+    let starts = read_back::starts(client, targets).await?;
+    // The latency, fan-out, producer and consumer phases use the first stream.
+    let first = targets.first().context("no stream")?;
+    let shard_ids: Vec<String> = first.shards.iter().map(|s| s.id.clone()).collect();
 
     // Single-record latency is measured on a quiet server, before the ingest phase leaves the
     // store flushing and compacting its backlog.
-    let (single_acknowledged, put_record_latency) = single_puts(&client, &args).await?;
+    let (single_acknowledged, put_record_latency) = single_puts(client, args).await?;
     let (efo_acknowledged, efo_latency) = match args.efo {
         true => {
-            let (records, latency) = fan_out_latency(&client, &args, &shard_ids).await?;
+            let (records, latency) = fan_out_latency(client, args, &shard_ids).await?;
             (records, Some(Latency::of(&latency)))
         }
         false => (0, None),
@@ -238,140 +265,60 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (producer_acknowledged, producer_records_per_second) = match args.producer_records {
         0 => (0, None),
         records => {
-            let aggregated = producer_rate(&client, &args, true).await?;
-            let not_aggregated = producer_rate(&client, &args, false).await?;
+            let aggregated = producer_rate(client, args, true).await?;
+            let not_aggregated = producer_rate(client, args, false).await?;
             (2 * records as u64, Some(ProducerRates { aggregated, not_aggregated }))
         }
     };
     let (consumer_acknowledged, consumer_latency) = match args.consumers {
         0 => (0, None),
         workers => {
-            let (records, latency) = consumers::latency(&client, &args, workers, shard_ids.len()).await?;
+            let (records, latency) = consumers::latency(client, args, workers, shard_ids.len()).await?;
             (records, Some(Latency::of(&latency)))
         }
     };
-    let written_before = device.as_ref().map(disk::Device::bytes_written).transpose()?;
-    let (acknowledged, failed, ingest_seconds, put_records_latency) = ingest(&client, &args, &streams).await?;
-    let written_after = device.as_ref().map(disk::Device::bytes_written).transpose()?;
+    let written_before = device.map(disk::Device::bytes_written).transpose()?;
+    let ingested = ingest::run(client, args, targets).await?;
+    let written_after = device.map(disk::Device::bytes_written).transpose()?;
     let device_written = written_before.zip(written_after).map(|(before, after)| after.saturating_sub(before));
+    let acknowledged = ingested.acknowledged;
     let acknowledged_bytes = acknowledged * (args.record_size + PARTITION_KEY_LEN) as u64;
-    let shard_count = iterators.len();
-    let (read_records, read_bytes, read_seconds) = read_back(&client, iterators).await?;
-    let total_acknowledged =
+    let shard_count = starts.len();
+    let read = read_back::run(client, starts).await?;
+    let records_expected =
         acknowledged + single_acknowledged + efo_acknowledged + consumer_acknowledged + producer_acknowledged;
 
-    let summary = Summary {
+    Ok(Summary {
         endpoint: args.endpoint.clone(),
         stream: args.stream.clone(),
-        streams: streams.len(),
+        streams: targets.len(),
         shards: shard_count,
         record_size: args.record_size,
         producers: args.producers,
         batch: args.batch,
-        ingest_seconds,
+        ingest_seconds: ingested.seconds,
         records_acknowledged: acknowledged,
-        records_failed: failed,
-        records_per_second: acknowledged as f64 / ingest_seconds,
-        ingest_mb_per_second: (acknowledged * args.record_size as u64) as f64 / ingest_seconds / 1e6,
+        records_failed: ingested.failed,
+        records_per_second: acknowledged as f64 / ingested.seconds,
+        ingest_mb_per_second: (acknowledged * args.record_size as u64) as f64 / ingested.seconds / 1e6,
         rate_cap_mb_per_second: (args.rate > 0.0).then_some(args.rate),
         acknowledged_mb: acknowledged_bytes as f64 / 1e6,
-        device: device.as_ref().map(|d| d.name.clone()),
+        device: device.map(|d| d.name.clone()),
         device_mb_written: device_written.map(|b| b as f64 / 1e6),
-        write_amplification: device_written.map(|b| b as f64 / acknowledged_bytes.max(1) as f64),
-        put_records_latency: Latency::of(&put_records_latency),
+        write_amplification: device_written
+            .filter(|_| acknowledged_bytes > 0)
+            .map(|b| b as f64 / acknowledged_bytes as f64),
+        put_records_latency: Latency::of(&ingested.latency),
         put_record_latency: Latency::of(&put_record_latency),
-        read_records,
-        read_seconds,
-        read_mb_per_second: read_bytes as f64 / read_seconds / 1e6,
-        read_matches_acknowledged: read_records == total_acknowledged,
+        read_records: read.records,
+        read_seconds: read.seconds,
+        read_mb_per_second: read.bytes as f64 / read.seconds / 1e6,
+        records_expected,
+        read_matches_acknowledged: read.records == records_expected,
         efo_latency,
         consumer_latency,
         producer_records_per_second,
-    };
-    if !args.keep_stream {
-        for stream in created {
-            client.delete_stream().stream_name(&stream).send().await.context("DeleteStream")?;
-        }
-    }
-    if args.json {
-        out!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_table(&summary);
-    }
-    if !summary.read_matches_acknowledged {
-        bail!("read back {read_records} records but {total_acknowledged} were acknowledged");
-    }
-    Ok(())
-}
-
-/// The streams to use and their shard counts: `--shards` in streams of at most
-/// `--shards-per-stream`.
-fn stream_plan(args: &BenchArgs) -> Vec<(String, u32)> {
-    let per = args.shards_per_stream.max(1);
-    let count = args.shards.div_ceil(per).max(1);
-    (0..count)
-        .map(|i| {
-            let name = if i == 0 { args.stream.clone() } else { format!("{}-{i}", args.stream) };
-            (name, per.min(args.shards - i * per))
-        })
-        .collect()
-}
-
-/// Creates the streams that do not exist and waits for all to be ACTIVE; returns those it
-/// created. CreateStream refused for too many concurrent creations is retried.
-async fn prepare_streams(client: &aws_sdk_kinesis::Client, plan: &[(String, u32)]) -> anyhow::Result<Vec<String>> {
-    let bar = ProgressBar::new(plan.len() as u64);
-    bar.set_style(ProgressStyle::with_template("streams {bar:30} {pos}/{len} active")?);
-    let mut created = Vec::new();
-    for (name, shards) in plan {
-        if client.describe_stream_summary().stream_name(name).send().await.is_ok() {
-            continue;
-        }
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let shard_count = i32::try_from(*shards).context("shard count")?;
-            match client.create_stream().stream_name(name).shard_count(shard_count).send().await {
-                Ok(_) => break,
-                Err(err) => {
-                    let code = aws_sdk_kinesis::error::ProvideErrorMetadata::code(&err).unwrap_or_default().to_owned();
-                    if code != "LimitExceededException" || backoff > Duration::from_secs(30) {
-                        return Err(anyhow::Error::new(err).context(format!("CreateStream {name}")));
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-            }
-        }
-        created.push(name.clone());
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for (name, _) in plan {
-        loop {
-            let summary =
-                client.describe_stream_summary().stream_name(name).send().await.context("DescribeStreamSummary")?;
-            if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
-                bar.inc(1);
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("stream {name} did not become ACTIVE within 120 s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    bar.finish_and_clear();
-    Ok(created)
-}
-
-/// Every shard id of a stream.
-async fn list_shards(client: &aws_sdk_kinesis::Client, stream: &str) -> anyhow::Result<Vec<String>> {
-    let mut ids = Vec::new();
-    let mut page = client.list_shards().stream_name(stream).max_results(1000).send().await.context("ListShards")?;
-    loop {
-        ids.extend(page.shards().iter().map(|s| s.shard_id().to_owned()));
-        let Some(token) = page.next_token().map(str::to_owned) else { return Ok(ids) };
-        page = client.list_shards().next_token(token).max_results(1000).send().await.context("ListShards")?;
-    }
+    })
 }
 
 fn partition_key() -> String {
@@ -382,90 +329,6 @@ pub(crate) fn payload(size: usize) -> Vec<u8> {
     let mut data = vec![0u8; size];
     rand::rng().fill_bytes(&mut data);
     data
-}
-
-async fn ingest(
-    client: &aws_sdk_kinesis::Client,
-    args: &BenchArgs,
-    streams: &[String],
-) -> anyhow::Result<(u64, u64, f64, Histogram<u64>)> {
-    let acknowledged = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let bar = ProgressBar::new(args.duration.as_secs().max(1));
-    bar.set_style(ProgressStyle::with_template("ingest {bar:30} {pos}/{len}s {msg}")?);
-    let start = Instant::now();
-    let deadline = start + args.duration;
-    let mut tasks = Vec::new();
-    // Each producer's share of the cap, as seconds per call.
-    let call_secs =
-        (args.rate > 0.0).then(|| (args.batch * args.record_size) as f64 * args.producers as f64 / (args.rate * 1e6));
-    for producer in 0..args.producers {
-        let (client, acknowledged, failed) = (client.clone(), acknowledged.clone(), failed.clone());
-        let (batch, record_size) = (args.batch, args.record_size);
-        let streams = streams.to_vec();
-        tasks.push(tokio::spawn(async move {
-            let mut latency = histogram()?;
-            let data = payload(record_size);
-            let mut calls = 0u64;
-            while Instant::now() < deadline {
-                if let Some(call_secs) = call_secs {
-                    let due = start + Duration::from_secs_f64(call_secs * calls as f64);
-                    tokio::time::sleep_until(due.into()).await;
-                    if Instant::now() >= deadline {
-                        break;
-                    }
-                }
-                let stream = streams[(producer + calls as usize) % streams.len()].as_str();
-                calls += 1;
-                let entries = (0..batch)
-                    .map(|_| {
-                        PutRecordsRequestEntry::builder()
-                            .partition_key(partition_key())
-                            .data(Blob::new(data.clone()))
-                            .build()
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let sent = Instant::now();
-                let out = client
-                    .put_records()
-                    .stream_name(stream)
-                    .set_records(Some(entries))
-                    .send()
-                    .await
-                    .context("PutRecords")?;
-                latency.record(micros(sent.elapsed()))?;
-                let failures = u64::try_from(out.failed_record_count().unwrap_or(0)).unwrap_or(0);
-                failed.fetch_add(failures, Ordering::Relaxed);
-                acknowledged.fetch_add(batch as u64 - failures, Ordering::Relaxed);
-            }
-            anyhow::Ok(latency)
-        }));
-    }
-    let ticker = {
-        let (bar, acknowledged) = (bar.clone(), acknowledged.clone());
-        let record_size = args.record_size as f64;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let secs = start.elapsed().as_secs_f64();
-                let records = acknowledged.load(Ordering::Relaxed) as f64;
-                bar.set_position(start.elapsed().as_secs());
-                bar.set_message(format!(
-                    "{:.0} records/s, {:.1} MB/s",
-                    records / secs,
-                    records * record_size / secs / 1e6
-                ));
-            }
-        })
-    };
-    let mut latency = histogram()?;
-    for task in tasks {
-        latency.add(task.await??)?;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    ticker.abort();
-    bar.finish_and_clear();
-    Ok((acknowledged.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), seconds, latency))
 }
 
 /// One PutRecord of `data` under a random partition key.
@@ -605,125 +468,47 @@ async fn producer_rate(client: &aws_sdk_kinesis::Client, args: &BenchArgs, aggre
     Ok(args.producer_records as f64 / seconds)
 }
 
-/// Reads every shard from the iterators taken before the ingest, `READERS` at a time,
-/// following a shard that closes into its children (read from their start; each child once,
-/// though a merge has two parents).
-async fn read_back(
-    client: &aws_sdk_kinesis::Client,
-    iterators: Vec<(String, String)>,
-) -> anyhow::Result<(u64, u64, f64)> {
-    let bar = ProgressBar::new(iterators.len() as u64);
-    bar.set_style(ProgressStyle::with_template("read-back {bar:30} {pos}/{len} shards")?);
-    let start = Instant::now();
-    let mut waiting = iterators;
-    let mut readers = tokio::task::JoinSet::new();
-    let (mut records, mut bytes) = (0, 0);
-    let mut followed = std::collections::HashSet::new();
-    loop {
-        while readers.len() < READERS {
-            let Some((stream, iterator)) = waiting.pop() else { break };
-            let client = client.clone();
-            readers.spawn(async move { (stream, read_shard(client, iterator).await) });
-        }
-        let Some(done) = readers.join_next().await else { break };
-        let (stream, read) = done?;
-        let (r, b, children) = read?;
-        records += r;
-        bytes += b;
-        bar.inc(1);
-        for child in children {
-            if !followed.insert((stream.clone(), child.clone())) {
-                continue;
-            }
-            let iterator = client
-                .get_shard_iterator()
-                .stream_name(&stream)
-                .shard_id(&child)
-                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .context("GetShardIterator")?
-                .shard_iterator
-                .context("no shard iterator")?;
-            bar.inc_length(1);
-            waiting.push((stream.clone(), iterator));
-        }
-    }
-    bar.finish_and_clear();
-    Ok((records, bytes, start.elapsed().as_secs_f64()))
-}
-
-/// One shard to its tip or its end: records, bytes, and the children of a closed shard.
-async fn read_shard(client: aws_sdk_kinesis::Client, iterator: String) -> anyhow::Result<(u64, u64, Vec<String>)> {
-    let (mut records, mut bytes, mut iterator) = (0u64, 0u64, iterator);
-    loop {
-        let page = client.get_records().shard_iterator(&iterator).limit(10_000).send().await.context("GetRecords")?;
-        for record in page.records() {
-            match shardline::producer::aggregation::deaggregate(record.data().as_ref()) {
-                Some(users) => {
-                    records += users.len() as u64;
-                    bytes += users.iter().map(|u| u.data.len() as u64).sum::<u64>();
-                }
-                None => {
-                    records += 1;
-                    bytes += record.data().as_ref().len() as u64;
-                }
-            }
-        }
-        let caught_up = page.records().is_empty() && page.millis_behind_latest().unwrap_or(0) == 0;
-        match page.next_shard_iterator() {
-            Some(next) if !caught_up => iterator = next.to_owned(),
-            Some(_) => return Ok((records, bytes, Vec::new())),
-            None => {
-                let children = page.child_shards().iter().map(|c| c.shard_id().to_owned()).collect();
-                return Ok((records, bytes, children));
-            }
-        }
-    }
-}
-
 fn print_table(s: &Summary) {
     let streams =
         if s.streams == 1 { format!("stream {}", s.stream) } else { format!("{} streams {}…", s.streams, s.stream) };
     out!("shardctl bench: {} ({streams}, {} shards)", s.endpoint, s.shards);
-    out!("  records of {} B, {} producers x PutRecords of {}", s.record_size, s.producers, s.batch);
+    out!("records of {} B, {} producers x PutRecords of {}", s.record_size, s.producers, s.batch);
     out!();
-    out!("  {:<28} {:>14}", "ingest records/s", format!("{:.0}", s.records_per_second));
-    out!("  {:<28} {:>14}", "ingest MB/s", format!("{:.1}", s.ingest_mb_per_second));
-    if let Some(cap) = s.rate_cap_mb_per_second {
-        out!("  {:<28} {:>14}", "ingest cap MB/s", format!("{cap:.1}"));
-    }
-    out!("  {:<28} {:>14}", "acknowledged MB", format!("{:.1}", s.acknowledged_mb));
     let na = || "n/a".to_owned();
-    let device = s.device.clone().unwrap_or_else(na);
-    out!("  {:<28} {:>14}", "device", device);
-    out!("  {:<28} {:>14}", "device MB written", s.device_mb_written.map_or_else(na, |m| format!("{m:.1}")));
-    out!("  {:<28} {:>14}", "write amplification", s.write_amplification.map_or_else(na, |w| format!("{w:.3}")));
-    out!("  {:<28} {:>14}", "records acknowledged", s.records_acknowledged);
-    out!("  {:<28} {:>14}", "records failed", s.records_failed);
-    let row = |name: &str, l: &Latency| {
-        out!(
-            "  {name:<28} {:>8.3} p50 {:>8.3} p99 {:>8.3} p99.9 {:>8.3} max  ({} calls)",
-            l.p50_ms,
-            l.p99_ms,
-            l.p999_ms,
-            l.max_ms,
-            l.calls
-        );
-    };
-    row("PutRecords latency ms", &s.put_records_latency);
-    row("PutRecord latency ms", &s.put_record_latency);
-    out!("  {:<28} {:>14}", "read-back MB/s", format!("{:.1}", s.read_mb_per_second));
-    out!("  {:<28} {:>14}", "read-back records", s.read_records);
-    out!("  {:<28} {:>14}", "read == acknowledged", s.read_matches_acknowledged);
-    if let Some(efo) = &s.efo_latency {
-        row("put→SubscribeToShard ms", efo);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut row = |figure: &str, value: String| rows.push(vec![figure.to_owned(), value]);
+    row("ingest records/s", format!("{:.0}", s.records_per_second));
+    row("ingest MB/s", format!("{:.1}", s.ingest_mb_per_second));
+    if let Some(cap) = s.rate_cap_mb_per_second {
+        row("ingest cap MB/s", format!("{cap:.1}"));
     }
-    if let Some(rates) = &s.producer_records_per_second {
-        out!("  {:<28} {:>14}", "producer records/s (KPL agg)", format!("{:.0}", rates.aggregated));
-        out!("  {:<28} {:>14}", "producer records/s (no agg)", format!("{:.0}", rates.not_aggregated));
+    row("records acknowledged", s.records_acknowledged.to_string());
+    row("records failed", s.records_failed.to_string());
+    row("acknowledged bytes (MB)", format!("{:.1}", s.acknowledged_mb));
+    row("device", s.device.clone().unwrap_or_else(na));
+    row("device bytes written (MB)", s.device_mb_written.map_or_else(na, |m| format!("{m:.1}")));
+    row("write amplification", s.write_amplification.map_or_else(na, |w| format!("{w:.3}")));
+    let mut latency = |name: &str, l: &Latency| {
+        row(&format!("{name} p50 ms"), format!("{:.3}", l.p50_ms));
+        row(&format!("{name} p99 ms"), format!("{:.3}", l.p99_ms));
+        row(&format!("{name} p99.9 ms"), format!("{:.3}", l.p999_ms));
+        row(&format!("{name} max ms"), format!("{:.3}", l.max_ms));
+        row(&format!("{name} calls"), l.calls.to_string());
+    };
+    latency("PutRecords", &s.put_records_latency);
+    latency("PutRecord", &s.put_record_latency);
+    if let Some(efo) = &s.efo_latency {
+        latency("put→SubscribeToShard", efo);
     }
     if let Some(consumer) = &s.consumer_latency {
-        row("put→worker processed ms", consumer);
+        latency("put→worker processed", consumer);
     }
+    row("read-back MB/s", format!("{:.1}", s.read_mb_per_second));
+    row("read-back records", s.read_records.to_string());
+    row("read == acknowledged", s.read_matches_acknowledged.to_string());
+    if let Some(rates) = &s.producer_records_per_second {
+        row("producer records/s (KPL agg)", format!("{:.0}", rates.aggregated));
+        row("producer records/s (no agg)", format!("{:.0}", rates.not_aggregated));
+    }
+    table(&["figure", "value"], &rows);
 }

@@ -1,6 +1,11 @@
 //! Bytes the block device under a path has written, from `/proc/diskstats`: the bench reads
 //! it before and after the ingest phase to report device bytes per acknowledged byte (write
 //! amplification) of a server whose data directory is on this machine.
+//!
+//! The device is the one whose `major:minor` equals the path's `st_dev`, matched exactly, so a
+//! partition (`vda1`) or a device-mapper volume (`dm-0`) is measured as itself, not as its
+//! disk. A file system with an anonymous device number (btrfs) is followed to its mount
+//! source in `/proc/self/mountinfo`. The counter covers every writer of the device.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
@@ -29,10 +34,23 @@ impl Device {
         let dev = std::fs::metadata(path).with_context(|| format!("--data-dir {}", path.display()))?.dev();
         let (major, minor) = split(dev);
         let stats = std::fs::read_to_string("/proc/diskstats").context("reading /proc/diskstats")?;
-        let name = find(&stats, major, minor)
-            .map(|(name, _)| name)
-            .with_context(|| format!("no device {major}:{minor} (holding {}) in /proc/diskstats", path.display()))?;
-        Ok(Self { major, minor, name })
+        if let Some((name, _)) = find(&stats, major, minor) {
+            return Ok(Self { major, minor, name });
+        }
+        // An anonymous device number: the mount's source may be a block device.
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+        if let Some(source) = mount_source(&mountinfo, major, minor).filter(|s| s.starts_with("/dev/")) {
+            let rdev = std::fs::metadata(source).with_context(|| format!("mount source {source}"))?.rdev();
+            let (major, minor) = split(rdev);
+            if let Some((name, _)) = find(&stats, major, minor) {
+                return Ok(Self { major, minor, name });
+            }
+        }
+        anyhow::bail!(
+            "no device {major}:{minor} (holding {}) in /proc/diskstats: tmpfs, overlayfs and network file \
+             systems have no block device to measure",
+            path.display()
+        )
     }
 
     /// Bytes written to the device since boot.
@@ -55,6 +73,19 @@ fn find(stats: &str, major: u64, minor: u64) -> Option<(String, u64)> {
     })
 }
 
+/// The mount source (the second field after ` - `) of the mount whose device is
+/// `major:minor` in `/proc/self/mountinfo`.
+fn mount_source(mountinfo: &str, major: u64, minor: u64) -> Option<&str> {
+    let wanted = format!("{major}:{minor}");
+    mountinfo.lines().find_map(|line| {
+        let (mount, super_block) = line.split_once(" - ")?;
+        if mount.split_whitespace().nth(2)? != wanted {
+            return None;
+        }
+        super_block.split_whitespace().nth(1)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +102,19 @@ mod tests {
         assert_eq!(find(SAMPLE, 254, 1), Some(("vda1".into(), 4096 * 512)));
         assert_eq!(find(SAMPLE, 253, 0), Some(("dm-0".into(), 80 * 512)));
         assert_eq!(find(SAMPLE, 8, 0), None);
+    }
+
+    #[test]
+    fn follows_an_anonymous_device_to_its_mount_source() {
+        let mountinfo = "\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+61 27 0:45 /@home /home rw,relatime shared:2 - btrfs /dev/nvme0n1p3 rw,ssd
+70 27 0:46 / /tmp rw - tmpfs tmpfs rw
+";
+        assert_eq!(mount_source(mountinfo, 0, 45), Some("/dev/nvme0n1p3"));
+        assert_eq!(mount_source(mountinfo, 0, 46), Some("tmpfs"));
+        assert_eq!(mount_source(mountinfo, 254, 0), Some("/dev/vda"));
+        assert_eq!(mount_source(mountinfo, 0, 47), None);
     }
 
     #[test]
