@@ -5,15 +5,11 @@
 # scripts/kinesis-mock.sh.
 set -euo pipefail
 version=3.3.3
-dir="${HOME}/.cache/shardline/kinesalite"
-mkdir -p "$dir"
-installed=$(node -p "require('$dir/node_modules/kinesalite/package.json').version" 2>/dev/null || true)
-if [ "$installed" != "$version" ] || [ ! -x "$dir/node_modules/.bin/kinesalite" ]; then
-  echo "installing kinesalite@$version into $dir" >&2
-  (cd "$dir" && npm install --silent --no-save --ignore-scripts "kinesalite@$version" >/dev/null)
-fi
+# shellcheck source=npm-tool.sh
+source "$(dirname "${BASH_SOURCE[0]}")/npm-tool.sh"
+kinesalite="$(npm_tool kinesalite kinesalite "$version" kinesalite)"
 port="${KINESALITE_PORT:-4568}"
 echo "kinesalite $version on http://127.0.0.1:$port" >&2
-exec "$dir/node_modules/.bin/kinesalite" --port "$port" \
+exec "$kinesalite" --port "$port" \
   --createStreamMs 50 --deleteStreamMs 50 --updateStreamMs 50 \
   --shardLimit "${KINESALITE_SHARD_LIMIT:-10000}"

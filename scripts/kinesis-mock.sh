@@ -11,13 +11,10 @@
 # environment variable the caller can override.
 set -euo pipefail
 version=0.6.2
+# shellcheck source=npm-tool.sh
+source "$(dirname "${BASH_SOURCE[0]}")/npm-tool.sh"
+kinesis_local="$(npm_tool kinesis-mock kinesis-local "$version" kinesis-local)"
 dir="${HOME}/.cache/shardline/kinesis-mock"
-mkdir -p "$dir"
-installed=$(node -p "require('$dir/node_modules/kinesis-local/package.json').version" 2>/dev/null || true)
-if [ "$installed" != "$version" ] || [ ! -x "$dir/node_modules/.bin/kinesis-local" ]; then
-  echo "installing kinesis-local@$version into $dir" >&2
-  (cd "$dir" && npm install --silent --no-save --ignore-scripts "kinesis-local@$version" >/dev/null)
-fi
 export KINESIS_MOCK_PLAIN_PORT="${KINESIS_MOCK_PLAIN_PORT:-4571}"
 export KINESIS_MOCK_TLS_PORT="${KINESIS_MOCK_TLS_PORT:-4572}"
 export SHARD_LIMIT="${SHARD_LIMIT:-10000}"
@@ -38,4 +35,4 @@ echo "kinesis-mock (kinesis-local $version) on http://127.0.0.1:$KINESIS_MOCK_PL
 # working directory.
 export KINESIS_MOCK_CERT_PATH="${KINESIS_MOCK_CERT_PATH:-$dir/node_modules/kinesis-local/server.json}"
 cd "$dir"
-exec "$dir/node_modules/.bin/kinesis-local"
+exec "$kinesis_local"
