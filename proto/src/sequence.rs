@@ -269,8 +269,23 @@ impl PartialOrd for SequenceNumber {
 }
 
 impl fmt::Display for SequenceNumber {
+    /// Writes the 56 digits from three 19-digit chunks: three 256-bit divisions instead of
+    /// one per digit (a PutRecords answer formats 500 of these).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.value())
+        const CHUNK: u64 = 10_000_000_000_000_000_000;
+        let mut rest = self.value();
+        let mut chunks = [0u64; 4];
+        let mut n = 0;
+        while rest >= U256::from(CHUNK) && n < chunks.len() {
+            chunks[n] = (rest % U256::from(CHUNK)).as_u64();
+            rest /= U256::from(CHUNK);
+            n += 1;
+        }
+        write!(f, "{}", rest.as_u64())?;
+        for chunk in chunks[..n].iter().rev() {
+            write!(f, "{chunk:019}")?;
+        }
+        Ok(())
     }
 }
 
@@ -295,6 +310,20 @@ pub fn is_well_formed(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_are_the_values_decimal() {
+        let shards = [0, 1, 15, 16, 4095, u32::MAX];
+        let counters = [0, 1, 9_999_999_999_999_999_999 % MAX_COUNTER, MAX_COUNTER];
+        for shard in shards {
+            for counter in counters {
+                for (created, arrival) in [(0, 0), (1_400_000_000_000, 1_700_000_000_999), (u64::MAX, u64::MAX)] {
+                    let seq = SequenceNumber::new(shard, created, counter, arrival);
+                    assert_eq!(seq.to_string(), seq.value().to_string(), "{seq:?}");
+                }
+            }
+        }
+    }
 
     /// A sequence number the real service issued (from the Kinesis documentation).
     const FROM_AWS: &str = "49590338271490256608559692538361571095921575989136588898";

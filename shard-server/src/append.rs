@@ -278,6 +278,13 @@ impl Writer {
         }
         touched.retain(|(stream_id, _), _| !deleted.contains(stream_id));
         let mut frames = Group::new();
+        let mut class_bytes: FxHashMap<u8, usize> = FxHashMap::default();
+        for touch in touched.values() {
+            *class_bytes.entry(touch.class).or_default() += Group::batch_len(touch.records.len(), touch.bytes as usize);
+        }
+        for (class, bytes) in class_bytes {
+            frames.reserve(class, bytes);
+        }
         for ((stream, shard), touch) in &mut touched {
             let raft_index = read_index(&touch.log.index).last_index().unwrap_or(0) + 1;
             let records = std::mem::take(&mut touch.records);

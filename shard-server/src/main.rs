@@ -10,6 +10,12 @@ use shard_server::credential::{InternalToken, STANDALONE_TOKEN_FILE};
 use shard_server::server::{ConnectionLimits, Listeners, ServeOptions};
 use shard_server::{server, telemetry, Config, Node};
 
+/// Request bodies, decoded records and journal groups are large, short-lived and freed on
+/// other threads than the ones that made them: mimalloc keeps such memory for reuse where the
+/// system allocator returns it to the kernel and takes page faults to get it back.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Shardline shard-server: Kinesis Data Streams on your own machines.
 #[derive(Debug, Parser)]
 #[command(version, about)]

@@ -21,6 +21,11 @@ pub trait SegmentFile: Send + Sync + std::fmt::Debug {
     fn sync(&self) -> io::Result<()>;
     /// Cuts the file to `len` bytes, durably.
     fn truncate(&self, len: u64) -> io::Result<()>;
+    /// Lets the system drop its cached pages of the durable range `offset..offset + len`
+    /// (`POSIX_FADV_DONTNEED`); later reads of it go to the device. Only a hint.
+    fn evict(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
 }
 
 /// The directory operations the journal needs.
@@ -62,6 +67,13 @@ impl SegmentFile for DiskFile {
     fn truncate(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)?;
         self.0.sync_all()
+    }
+    fn evict(&self, offset: u64, len: u64) {
+        if let Some(len) = std::num::NonZeroU64::new(len) {
+            if let Err(err) = rustix::fs::fadvise(&self.0, offset, Some(len), rustix::fs::Advice::DontNeed) {
+                tracing::debug!(cause = %err, "dropping cached journal pages failed");
+            }
+        }
     }
 }
 
@@ -117,6 +129,8 @@ struct MemoryFile {
     data: Vec<u8>,
     /// Bytes known to be durable: a prefix of `data`.
     synced: usize,
+    /// Byte ranges whose cached pages the journal let go, in order ([`SegmentFile::evict`]).
+    evicted: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +197,9 @@ impl SegmentFile for MemoryHandle {
         file.synced = file.data.len();
         Ok(())
     }
+    fn evict(&self, offset: u64, len: u64) {
+        lock(&self.file).evicted.push((offset, len));
+    }
 }
 
 impl MemoryFiles {
@@ -215,6 +232,12 @@ impl MemoryFiles {
     /// `false`.
     pub fn fail_syncs(&self, fail: bool) {
         self.sync_fails.store(fail, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The ranges of `path` given up by [`SegmentFile::evict`], in order.
+    pub fn evicted(&self, path: &Path) -> Vec<(u64, u64)> {
+        let file = lock(&self.disk).files.get(path).cloned();
+        file.map(|file| lock(&file).evicted.clone()).unwrap_or_default()
     }
 
     /// The bytes of `path`, for tests that damage files.

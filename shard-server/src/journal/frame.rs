@@ -18,6 +18,8 @@ pub const MAGIC: u32 = u32::from_le_bytes(*b"SHLF");
 pub const HEADER_LEN: usize = 44;
 /// Bytes before the first record in a record batch's payload.
 pub const BATCH_HEADER_LEN: usize = 20;
+/// Bytes a record takes in a batch besides its key and data (their lengths).
+pub const RECORD_OVERHEAD: usize = 6;
 /// Largest frame the journal accepts; anything claiming more is damage.
 pub const MAX_FRAME_LEN: usize = 256 << 20;
 

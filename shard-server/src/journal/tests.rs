@@ -336,3 +336,41 @@ fn after_a_power_cut_every_acknowledged_batch_is_there_and_nothing_else() {
         }
     }
 }
+
+#[test]
+fn only_the_durable_tail_stays_cached_and_cold_reads_let_their_pages_go() {
+    let files = MemoryFiles::new();
+    let journal = open_with(&files, JournalOptions { segment_bytes: 8 << 20 }).expect("open");
+    let shard = key(1, 0);
+    let record = "x".repeat(1 << 20);
+    let groups = 80;
+    for n in 0..groups {
+        put(&journal, 0, shard, &[&record], n);
+    }
+    let written: u64 = journal.stats().bytes.load(Ordering::Relaxed);
+    let segments: Vec<PathBuf> =
+        files.paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).collect();
+    let evicted: Vec<(PathBuf, u64, u64)> =
+        segments.iter().flat_map(|p| files.evicted(p).into_iter().map(move |(o, l)| (p.clone(), o, l))).collect();
+    let dropped: u64 = evicted.iter().map(|(_, _, len)| len).sum();
+    assert!(dropped > 0, "older pages are let go");
+    assert!(written - dropped >= CACHED_TAIL_BYTES, "the newest {CACHED_TAIL_BYTES} bytes stay cached");
+    assert!(written - dropped < CACHED_TAIL_BYTES + (2 << 20), "no more than one group beyond the tail stays");
+    assert_eq!(evicted.first().map(|(p, o, _)| (p.clone(), *o)), Some((segments[0].clone(), 0)), "oldest first");
+
+    // A read of the oldest frame lets its pages go again; a read at the head keeps them.
+    let index = journal.index(shard);
+    let (oldest, newest) = {
+        let index = read_index(&index);
+        let entries = index.batches_from(0, 0, usize::MAX);
+        (entries[0].location, entries[entries.len() - 1].location)
+    };
+    journal.read(&oldest).expect("read").expect("present");
+    let first_segment = segment_path(0, oldest.segment);
+    assert_eq!(files.evicted(&first_segment).last(), Some(&(oldest.offset, u64::from(oldest.len))));
+    let head_segment = segment_path(0, newest.segment);
+    let before = files.evicted(&head_segment).len();
+    journal.read(&newest).expect("read").expect("present");
+    assert_eq!(files.evicted(&head_segment).len(), before, "the tail is read from the cache");
+    assert_eq!(contents(&journal, shard).len(), groups as usize, "every record still reads");
+}

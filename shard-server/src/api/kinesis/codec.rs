@@ -4,7 +4,6 @@
 //! seconds (with fraction) in JSON and, as the AWS SDKs write them, tag 1 over epoch
 //! milliseconds in CBOR.
 
-use base64::Engine as _;
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -76,10 +75,16 @@ impl Wire {
 
     /// Encodes a response body.
     pub fn encode<T: Serialize>(self, value: &T) -> Result<Vec<u8>, ApiError> {
+        self.encode_sized(value, 0)
+    }
+
+    /// Encodes a response body of about `capacity` bytes into a buffer made that large at once
+    /// (a GetRecords answer of 10 MiB would otherwise be copied about twice as it grows).
+    pub fn encode_sized<T: Serialize>(self, value: &T, capacity: usize) -> Result<Vec<u8>, ApiError> {
         match self {
-            Wire::Json => encode(value),
+            Wire::Json => encode_into(value, Vec::with_capacity(capacity)),
             Wire::Cbor => {
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(capacity);
                 ciborium::into_writer(value, &mut out).map_err(|err| {
                     tracing::error!(cause = %err, "response encoding failed");
                     ApiError::internal()
@@ -125,10 +130,15 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 /// Encodes a JSON response body.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(value).map_err(|err| {
+    encode_into(value, Vec::with_capacity(128))
+}
+
+fn encode_into<T: Serialize>(value: &T, mut out: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_writer(&mut out, value).map_err(|err| {
         tracing::error!(cause = %err, "response encoding failed");
         ApiError::internal()
-    })
+    })?;
+    Ok(out)
 }
 
 /// Binary data, base64 on the wire.
@@ -182,7 +192,9 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
         )));
     }
     // What decodes is valid by every rule below; only a refusal needs telling apart.
-    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text) {
+    // base64-simd's STANDARD refuses exactly what the rules below refuse (padding required,
+    // unused bits zero), at several times the speed: a PutRecords call decodes 5 MiB at most.
+    if let Ok(bytes) = base64_simd::STANDARD.decode_to_vec(text.as_bytes()) {
         return Ok(bytes);
     }
     let bytes = text.as_bytes();
@@ -202,8 +214,7 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
 impl Serialize for Blob {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            serializer
-                .collect_str(&base64::display::Base64Display::new(&self.0, &base64::engine::general_purpose::STANDARD))
+            serializer.serialize_str(&base64_simd::STANDARD.encode_to_string(&self.0))
         } else {
             serializer.serialize_bytes(&self.0)
         }

@@ -67,14 +67,17 @@ pub async fn run(client: &aws_sdk_kinesis::Client, args: &BenchArgs, targets: &[
     for producer in 0..args.producers {
         let (client, acknowledged, failed, spreads) =
             (client.clone(), acknowledged.clone(), failed.clone(), spreads.clone());
-        let (batch, record_size) = (args.batch, args.record_size);
+        let (batch, record_size, producers) = (args.batch, args.record_size, args.producers);
         tasks.push(tokio::spawn(async move {
             let mut latency = histogram()?;
             let data = payload(record_size);
             let mut calls = 0u64;
             while Instant::now() < deadline {
                 if let Some(call_secs) = call_secs {
-                    let due = start + Duration::from_secs_f64(call_secs * calls as f64);
+                    // Producers are phased evenly over the period, not all due at once: a
+                    // capped rate is a steady load, not a burst of every producer per period.
+                    let phase = producer as f64 / producers as f64;
+                    let due = start + Duration::from_secs_f64(call_secs * (calls as f64 + phase));
                     tokio::time::sleep_until(due.into()).await;
                     if Instant::now() >= deadline {
                         break;

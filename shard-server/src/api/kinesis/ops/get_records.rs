@@ -34,6 +34,16 @@ pub struct Response {
     child_shards: Vec<ChildShard>,
 }
 
+impl Response {
+    /// About the length of the encoded answer: each record's data in base64 and ~160 bytes
+    /// of sequence number, time, key and names, plus the iterator.
+    pub fn encoded_len_hint(&self) -> usize {
+        let records: usize =
+            self.records.iter().map(|r| r.data.0.len().div_ceil(3) * 4 + r.partition_key.len() + 160).sum();
+        records + 512
+    }
+}
+
 impl Request {
     /// Reads the records (off the async workers: it may touch disk).
     pub async fn apply(self, node: &Arc<Node>) -> Result<Response, ApiError> {

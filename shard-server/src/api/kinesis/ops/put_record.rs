@@ -49,7 +49,7 @@ impl Request {
             explicit_hash_key: self.explicit_hash_key.as_deref(),
             data: self.data.as_ref(),
         };
-        check_entry(&mut v, "", &fields);
+        check_entry(&mut v, String::new, &fields);
         v.pattern(
             "sequenceNumberForOrdering",
             self.sequence_number_for_ordering.as_deref(),

@@ -3,7 +3,8 @@
 //! shard's limit fail one by one (ErrorCode, ErrorMessage, FailedRecordCount) as in Kinesis.
 
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shardline_proto::sequence::SequenceNumber;
 
 use crate::api::kinesis::codec::Blob;
 use crate::api::kinesis::error::ApiError;
@@ -85,14 +86,30 @@ pub struct Response {
     encryption_type: Option<&'static str>,
 }
 
+impl Response {
+    /// About the length of the encoded answer: ~110 bytes per stored record's entry.
+    pub fn encoded_len_hint(&self) -> usize {
+        64 + self.records.len() * 112
+    }
+}
+
 /// One record's outcome: where it landed, or why it was refused (the others still land).
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum ResultEntry {
     #[serde(rename_all = "PascalCase")]
-    Stored { sequence_number: String, shard_id: String },
+    Stored {
+        #[serde(serialize_with = "digits")]
+        sequence_number: SequenceNumber,
+        shard_id: String,
+    },
     #[serde(rename_all = "PascalCase")]
     Failed { error_code: &'static str, error_message: String },
+}
+
+/// Writes a sequence number's digits straight into the answer.
+fn digits<S: Serializer>(number: &SequenceNumber, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(number)
 }
 
 /// How Kinesis shows a record list in a validation message: each entry by its Java object name.
@@ -123,7 +140,7 @@ impl Request {
                     explicit_hash_key: record.explicit_hash_key.as_deref(),
                     data: record.data.as_ref(),
                 };
-                check_entry(&mut v, &format!("records.{}.member.", i + 1), &fields);
+                check_entry(&mut v, || format!("records.{}.member.", i + 1), &fields);
             }
         }
         stream_ref::validate(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
@@ -177,7 +194,7 @@ impl Request {
         let records = results
             .into_iter()
             .map(|outcome| match outcome {
-                Ok(r) => ResultEntry::Stored { sequence_number: r.sequence_number.to_string(), shard_id: r.shard_id },
+                Ok(r) => ResultEntry::Stored { sequence_number: r.sequence_number, shard_id: r.shard_id },
                 Err(err) => {
                     failed_record_count += 1;
                     let err = ApiError::from(err);

@@ -20,8 +20,22 @@ pub struct EntryFields<'a> {
     pub data: Option<&'a Blob>,
 }
 
-/// Validates one entry; `prefix` locates it in the request (`records.3.`).
-pub fn check_entry(v: &mut Violations, prefix: &str, fields: &EntryFields<'_>) {
+/// True when `fields` break none of the rules [`check_entry`] reports.
+fn entry_is_valid(fields: &EntryFields<'_>) -> bool {
+    let data = fields.data.is_some_and(|data| data.0.len() <= MAX_DATA_BYTES);
+    // A key of at most 256 bytes has at most 256 characters; a longer one is counted.
+    let key =
+        fields.partition_key.is_some_and(|key| !key.is_empty() && (key.len() <= 256 || key.chars().count() <= 256));
+    data && key && fields.explicit_hash_key.is_none_or(is_hash_key)
+}
+
+/// Validates one entry; `prefix` names it in the request (`records.3.member.`), built only when
+/// the entry breaks a rule (a PutRecords call checks 500 of them).
+pub fn check_entry(v: &mut Violations, prefix: impl Fn() -> String, fields: &EntryFields<'_>) {
+    if entry_is_valid(fields) {
+        return;
+    }
+    let prefix = prefix();
     let field = |name: &str| format!("{prefix}{name}");
     v.required(&field("data"), fields.data);
     if let Some(data) = fields.data {
