@@ -615,25 +615,38 @@ impl Journal {
         retention_of: &dyn Fn(u64) -> Option<u64>,
         before_delete: &mut dyn FnMut(&ShardSet) -> Result<(), JournalError>,
     ) -> Result<Expiry, JournalError> {
-        let mut writer = lock(&self.writer);
+        // The writer is held only for the active segment of a class, the one it may still
+        // append to. A sealed segment takes no more frames, so deleting one (which writes the
+        // progress rows of every shard in it: 10,000 for a busy server) never holds up a group.
         let candidates: Vec<Arc<Segment>> =
             self.segments.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         let mut expiry = Expiry::default();
         for segment in candidates {
-            let expired = {
-                let summary = lock(&segment.summary);
+            let expired = |summary: &segment::Summary| {
                 summary.newest.iter().all(|(stream, newest)| {
                     retention_of(*stream).is_none_or(|retention| newest.saturating_add(retention) <= now_ms)
                 })
             };
-            let active = writer.active.get(&segment.class).is_some_and(|a| a.segment.id == segment.id);
-            let empty = lock(&segment.summary).newest.is_empty();
-            if !expired || (active && empty) {
+            if !expired(&lock(&segment.summary)) {
                 continue;
+            }
+            let mut writer = Some(lock(&self.writer));
+            let active = writer
+                .as_ref()
+                .is_some_and(|w| w.active.get(&segment.class).is_some_and(|a| a.segment.id == segment.id));
+            if active {
+                // Checked again under the writer, which keeps it until the segment is gone: a
+                // frame may have landed since.
+                let summary = lock(&segment.summary);
+                if summary.newest.is_empty() || !expired(&summary) {
+                    continue;
+                }
+            } else {
+                writer = None;
             }
             let shards = lock(&segment.summary).shards.clone();
             before_delete(&shards)?;
-            if active {
+            if let Some(writer) = writer.as_mut() {
                 writer.active.remove(&segment.class);
             }
             self.segments.write().unwrap_or_else(|p| p.into_inner()).remove(&(segment.class, segment.id));
