@@ -634,14 +634,16 @@ impl Journal {
             let active = writer
                 .as_ref()
                 .is_some_and(|w| w.active.get(&segment.class).is_some_and(|a| a.segment.id == segment.id));
-            if active {
-                // Checked again under the writer, which keeps it until the segment is gone: a
-                // frame may have landed since.
+            {
+                // Checked again under the writer: frames may have landed (and the segment been
+                // sealed) since the first look. A sealed segment's answer is final; an active one
+                // keeps the writer until it is gone.
                 let summary = lock(&segment.summary);
-                if summary.newest.is_empty() || !expired(&summary) {
+                if (active && summary.newest.is_empty()) || !expired(&summary) {
                     continue;
                 }
-            } else {
+            }
+            if !active {
                 writer = None;
             }
             let shards = lock(&segment.summary).shards.clone();
