@@ -634,7 +634,7 @@ impl Journal {
             let active = writer
                 .as_ref()
                 .is_some_and(|w| w.active.get(&segment.class).is_some_and(|a| a.segment.id == segment.id));
-            {
+            let shards = {
                 // Checked again under the writer: frames may have landed (and the segment been
                 // sealed) since the first look. A sealed segment's answer is final; an active one
                 // keeps the writer until it is gone.
@@ -642,11 +642,11 @@ impl Journal {
                 if (active && summary.newest.is_empty()) || !expired(&summary) {
                     continue;
                 }
-            }
+                summary.shards.clone()
+            };
             if !active {
                 writer = None;
             }
-            let shards = lock(&segment.summary).shards.clone();
             before_delete(&shards)?;
             if let Some(writer) = writer.as_mut() {
                 writer.active.remove(&segment.class);

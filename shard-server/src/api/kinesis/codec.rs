@@ -75,7 +75,7 @@ impl Wire {
 
     /// Encodes a response body.
     pub fn encode<T: Serialize>(self, value: &T) -> Result<Vec<u8>, ApiError> {
-        self.encode_sized(value, 0)
+        self.encode_sized(value, SMALL_ANSWER_BYTES)
     }
 
     /// Encodes a response body of about `capacity` bytes into a buffer made that large at once
@@ -130,8 +130,11 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 /// Encodes a JSON response body.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
-    encode_into(value, Vec::with_capacity(128))
+    encode_into(value, Vec::with_capacity(SMALL_ANSWER_BYTES))
 }
+
+/// The buffer an answer of unknown size starts with (as `serde_json::to_vec` starts).
+const SMALL_ANSWER_BYTES: usize = 128;
 
 fn encode_into<T: Serialize>(value: &T, mut out: Vec<u8>) -> Result<Vec<u8>, ApiError> {
     serde_json::to_writer(&mut out, value).map_err(|err| {
