@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/shardline/v1/admin.proto",
         "proto/shardline/v1/leases.proto",
         "proto/shardline/v1/cluster.proto",
+        "proto/shardline/v1/raft.proto",
     ];
     let descriptors = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure().compile_fds(descriptors)?;

@@ -90,7 +90,7 @@ pub fn decide(desired: &Desired, members: &[Member], states: &[pb::ClusterStateR
             frozen: false,
             servers: members
                 .iter()
-                .map(|m| pb::ClusterServer { id: m.id.clone(), address: m.address.clone() })
+                .map(|m| pb::ClusterServer { id: m.id.clone(), address: m.address.clone(), ..Default::default() })
                 .collect(),
             shards: Vec::new(),
             retention_hours: desired.retention_hours,
@@ -106,7 +106,11 @@ pub fn decide(desired: &Desired, members: &[Member], states: &[pb::ClusterStateR
     for member in members {
         match servers.iter_mut().find(|s| s.id == member.id) {
             Some(server) => server.address.clone_from(&member.address),
-            None => servers.push(pb::ClusterServer { id: member.id.clone(), address: member.address.clone() }),
+            None => servers.push(pb::ClusterServer {
+                id: member.id.clone(),
+                address: member.address.clone(),
+                ..Default::default()
+            }),
         }
     }
     if servers != latest.servers {
@@ -158,7 +162,7 @@ mod tests {
     }
 
     fn state(id: &str, layout: Option<pb::StreamLayout>) -> pb::ClusterStateResponse {
-        pb::ClusterStateResponse { server_id: id.into(), layout, owned: Vec::new() }
+        pb::ClusterStateResponse { server_id: id.into(), layout, owned: Vec::new(), replicas: Vec::new() }
     }
 
     fn layout(epoch: u64, open: usize, closed: usize, members: &[Member]) -> pb::StreamLayout {

@@ -19,7 +19,11 @@ pub fn layout(epoch: u64, open: usize, closed: usize, servers: &[(&str, &str)]) 
         epoch,
         servers: servers
             .iter()
-            .map(|(id, address)| pb::ClusterServer { id: (*id).into(), address: (*address).into() })
+            .map(|(id, address)| pb::ClusterServer {
+                id: (*id).into(),
+                address: (*address).into(),
+                ..Default::default()
+            })
             .collect(),
         shards: (0..closed).map(|i| shard(i, true)).chain((closed..closed + open).map(|i| shard(i, false))).collect(),
         retention_hours: 24,

@@ -45,6 +45,9 @@ pub struct Config {
     pub max_subscriptions: usize,
     /// Bytes of events read for subscriptions and not yet taken by their clients, in all.
     pub subscription_buffer_bytes: usize,
+    /// What this server presents to its peers' internal ports (Raft); replicated shards need
+    /// it (cluster mode always has it: the internal token).
+    pub peer_bearer: Option<crate::credential::PeerBearer>,
 }
 
 impl Config {
@@ -64,6 +67,7 @@ impl Config {
             peer_timeout: Duration::from_millis(DEFAULT_PEER_TIMEOUT_MS),
             max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
             subscription_buffer_bytes: DEFAULT_SUBSCRIPTION_BUFFER_MIB << 20,
+            peer_bearer: None,
         }
     }
 }

@@ -39,10 +39,41 @@ pub enum CredentialError {
     },
 }
 
-/// The token internal calls must present; only its SHA-256 digest is kept.
+/// The token internal calls must present. Incoming calls are compared with its SHA-256
+/// digest; the token itself is kept only as the [`PeerBearer`] this server's own calls to its
+/// peers present (Raft on their internal ports).
 #[derive(Clone)]
 pub struct InternalToken {
     digest: [u8; 32],
+    bearer: PeerBearer,
+}
+
+/// The `authorization` value (`Bearer TOKEN`) of this server's calls to its peers' internal
+/// ports. Never printed.
+#[derive(Clone)]
+pub struct PeerBearer(std::sync::Arc<str>);
+
+impl PeerBearer {
+    /// The header value.
+    pub fn header_value(&self) -> &str {
+        &self.0
+    }
+
+    /// A 32-byte key for `purpose` that every server of the cluster derives alike (SHA-256 of
+    /// the purpose and the token), so what one server seals another can open.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(purpose.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.0.as_bytes());
+        hasher.finalize().into()
+    }
+}
+
+impl std::fmt::Debug for PeerBearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerBearer(..)")
+    }
 }
 
 impl std::fmt::Debug for InternalToken {
@@ -80,7 +111,13 @@ impl InternalToken {
     }
 
     fn of(token: &str) -> Self {
-        Self { digest: Sha256::digest(token.as_bytes()).into() }
+        let bearer = PeerBearer(format!("{BEARER}{token}").into());
+        Self { digest: Sha256::digest(token.as_bytes()).into(), bearer }
+    }
+
+    /// What this server presents to its peers' internal ports.
+    pub fn bearer(&self) -> PeerBearer {
+        self.bearer.clone()
     }
 
     /// Whether `presented` is the token. Digests are compared, in constant time, so neither

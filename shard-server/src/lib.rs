@@ -21,6 +21,7 @@ pub mod node;
 pub mod peers;
 pub mod placement;
 pub mod raft_log;
+pub mod replication;
 pub mod reshard;
 pub mod retention;
 pub use shardline_proto::sequence;

@@ -149,13 +149,19 @@ async fn main() -> anyhow::Result<()> {
         cors: cli.cors,
     };
 
-    let node = Node::open(config).with_context(|| format!("opening {}", cli.data_dir.display()))?;
-    let token = match (&cli.internal_token_file, cli.cluster) {
-        (Some(path), _) => InternalToken::read(path)?,
+    let given_token = match (&cli.internal_token_file, cli.cluster) {
+        (Some(path), _) => Some(InternalToken::read(path)?),
         (None, true) => bail!(
             "--cluster needs --internal-token-file: the token the operator calls this server's internal services with"
         ),
-        (None, false) => InternalToken::read_or_create(&cli.data_dir.join(STANDALONE_TOKEN_FILE))?,
+        (None, false) => None,
+    };
+    // Servers of a cluster present the same token to each other (Raft on the internal port).
+    config.peer_bearer = given_token.as_ref().filter(|_| cli.cluster).map(InternalToken::bearer);
+    let node = Node::open(config).with_context(|| format!("opening {}", cli.data_dir.display()))?;
+    let token = match given_token {
+        Some(token) => token,
+        None => InternalToken::read_or_create(&cli.data_dir.join(STANDALONE_TOKEN_FILE))?,
     };
     let bind = |address: String| async move {
         tokio::net::TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))

@@ -16,6 +16,10 @@ pub struct Member {
     pub id: String,
     /// `host:port` of its endpoint.
     pub address: String,
+    /// `host:port` of its internal endpoint (Raft between servers); empty when no shard of
+    /// the stream is replicated.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub internal_address: String,
 }
 
 /// Where a stream's shards live, at one epoch.
@@ -27,8 +31,13 @@ pub struct Placement {
     pub frozen: bool,
     /// The stream's servers, in placement order.
     pub members: Vec<Member>,
-    /// Shard index → id of the server holding it.
+    /// Shard index → id of the server holding it (for a replicated shard, its preferred
+    /// leader).
     pub owners: BTreeMap<u32, String>,
+    /// Shard index → ids of the servers holding its replicas, for replicated shards (each a
+    /// Raft group of them); the first is the preferred leader.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replicas: BTreeMap<u32, Vec<String>>,
 }
 
 /// Where a request for a shard goes.
@@ -47,6 +56,16 @@ impl Placement {
     pub fn owner(&self, index: u32) -> Option<&Member> {
         let id = self.owners.get(&index)?;
         self.members.iter().find(|m| &m.id == id)
+    }
+
+    /// The member with Raft id `id` (see [`crate::replication::raft_id`]).
+    pub fn member_by_raft_id(&self, id: u64) -> Option<&Member> {
+        self.members.iter().find(|m| crate::replication::raft_id(&m.id) == id)
+    }
+
+    /// The member with id `id`.
+    pub fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
     }
 
     /// Where shard `index` is served, seen from server `me`; `None` when it has no owner.
@@ -119,8 +138,12 @@ mod tests {
         Placement {
             epoch: 1,
             frozen: false,
-            members: members.iter().map(|id| Member { id: (*id).into(), address: format!("{id}:4567") }).collect(),
+            members: members
+                .iter()
+                .map(|id| Member { id: (*id).into(), address: format!("{id}:4567"), internal_address: String::new() })
+                .collect(),
             owners: BTreeMap::new(),
+            replicas: BTreeMap::new(),
         }
     }
 

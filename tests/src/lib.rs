@@ -151,18 +151,11 @@ impl Server {
             data_dir.join("internal-token")
         };
         command.arg("--data-dir").arg(data_dir);
-        command.args([
-            "--listen",
-            listen,
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--internal-listen",
-            "127.0.0.1:0",
-            "--account-id",
-            ACCOUNT,
-            "--region",
-            REGION,
-        ]);
+        command.args(["--listen", listen, "--metrics-listen", "127.0.0.1:0"]);
+        if !extra_args.contains(&"--internal-listen") {
+            command.args(["--internal-listen", "127.0.0.1:0"]);
+        }
+        command.args(["--account-id", ACCOUNT, "--region", REGION]);
         if !extra_args.contains(&"--stream-transition-ms") {
             command.args(["--stream-transition-ms", "100"]);
         }
@@ -215,6 +208,19 @@ impl Server {
             child.kill()?;
             child.wait()?;
         }
+        Ok(())
+    }
+
+    /// True while the process runs (it was not killed or stopped by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Sends the process signal `name` (`STOP`, `CONT`, …).
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.child.as_ref().map(Child::id).context("the server is not running")?;
+        let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -{name} {pid} failed: {status}");
         Ok(())
     }
 

@@ -127,6 +127,18 @@ impl ShardIndex {
         self.entries.iter().rev().find(|e| e.count > 0).map(|e| (e.end_counter() - 1, e.arrival_ms))
     }
 
+    /// The last record batch at or below Raft index `index`.
+    pub fn last_batch_through(&self, index: u64) -> Option<IndexEntry> {
+        let end = self.entries.partition_point(|e| e.index <= index);
+        self.entries.range(..end).rev().find(|e| e.count > 0).copied()
+    }
+
+    /// The first record batch above Raft index `index`.
+    pub fn first_batch_after(&self, index: u64) -> Option<IndexEntry> {
+        let start = self.entries.partition_point(|e| e.index <= index);
+        self.entries.range(start..).find(|e| e.count > 0).copied()
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -171,6 +183,10 @@ mod tests {
         assert_eq!(index.seek_time(301), None);
         assert_eq!(index.last_record(), Some((20, 300)));
         assert_eq!(index.get(2).map(|e| (e.first_counter, e.arrival_ms)), Some((11, 100)));
+        assert_eq!(index.last_batch_through(2).map(|e| e.index), Some(1));
+        assert_eq!(index.last_batch_through(0), None);
+        assert_eq!(index.first_batch_after(1).map(|e| e.index), Some(3));
+        assert_eq!(index.first_batch_after(4), None);
     }
 
     #[test]

@@ -68,7 +68,10 @@ impl Node {
     /// Where shard `index` of `def` is served, seen from this server.
     pub(crate) fn route_in(&self, def: &StreamDef, index: u32) -> Route {
         match (self.cluster_id(), &def.placement) {
-            (Some(me), Some(placement)) => placement.route(index, me).unwrap_or(Route::Unowned),
+            (Some(me), Some(placement)) => match placement.replicas.get(&index) {
+                Some(replicas) => self.replicated_route(&def.name, placement, replicas, index, me),
+                None => placement.route(index, me).unwrap_or(Route::Unowned),
+            },
             _ => Route::Local,
         }
     }
@@ -172,6 +175,9 @@ impl Node {
             .await?;
         let layout = answer.lock().unwrap_or_else(|p| p.into_inner()).take();
         let layout = layout.ok_or(Error::WritePathClosed("the assignment produced no layout"))?;
+        if let Ok(stream) = self.catalog.get(&layout.stream_name) {
+            self.host_replicas(&stream).await?;
+        }
         tracing::info!(stream = %layout.stream_name, epoch = layout.epoch, "layout assigned");
         Ok(layout)
     }
@@ -198,14 +204,15 @@ impl Node {
     pub fn cluster_state(&self, name: &str) -> Result<pb::ClusterStateResponse> {
         let me = self.cluster_me()?.to_owned();
         let Ok(stream) = self.catalog.get(name) else {
-            return Ok(pb::ClusterStateResponse { server_id: me, layout: None, owned: Vec::new() });
+            return Ok(pb::ClusterStateResponse { server_id: me, layout: None, ..Default::default() });
         };
         if stream.is_deleted() {
-            return Ok(pb::ClusterStateResponse { server_id: me, layout: None, owned: Vec::new() });
+            return Ok(pb::ClusterStateResponse { server_id: me, layout: None, ..Default::default() });
         }
         let def = stream.def().clone();
         let owned = owned_shards(&stream, &def, &me, false);
-        Ok(pb::ClusterStateResponse { server_id: me, layout: Some(encode_layout(&def)), owned })
+        let replicas = self.replica_states(&stream, &def, &me);
+        Ok(pb::ClusterStateResponse { server_id: me, layout: Some(encode_layout(&def)), owned, replicas })
     }
 
     /// Stops writes to stream `name` on this server at epoch `epoch`, in order with appends, and
@@ -315,7 +322,8 @@ fn owned_shards(stream: &Stream, def: &StreamDef, me: &str, open_only: bool) -> 
     let Some(placement) = &def.placement else { return Vec::new() };
     def.shards
         .iter()
-        .filter(|s| (!open_only || s.is_open()) && placement.owners.get(&s.index).is_some_and(|o| o == me))
+        .filter(|s| (!open_only || s.is_open()) && !placement.replicas.contains_key(&s.index))
+        .filter(|s| placement.owners.get(&s.index).is_some_and(|o| o == me))
         .map(|s| {
             let log = stream.log(s.index);
             pb::ShardProgress {
@@ -332,12 +340,18 @@ fn owned_shards(stream: &Stream, def: &StreamDef, me: &str, open_only: bool) -> 
 pub fn encode_layout(def: &StreamDef) -> pb::StreamLayout {
     let placement = def.placement.clone();
     let owners = placement.as_ref().map(|p| p.owners.clone()).unwrap_or_default();
+    let replicas = placement.as_ref().map(|p| p.replicas.clone()).unwrap_or_default();
     pb::StreamLayout {
         stream_name: def.name.clone(),
         epoch: placement.as_ref().map_or(0, |p| p.epoch),
         frozen: placement.as_ref().is_some_and(|p| p.frozen),
         servers: placement
-            .map(|p| p.members.into_iter().map(|m| pb::ClusterServer { id: m.id, address: m.address }).collect())
+            .map(|p| {
+                p.members
+                    .into_iter()
+                    .map(|m| pb::ClusterServer { id: m.id, address: m.address, internal_address: m.internal_address })
+                    .collect()
+            })
             .unwrap_or_default(),
         shards: def
             .shards
@@ -352,6 +366,7 @@ pub fn encode_layout(def: &StreamDef) -> pb::StreamLayout {
                 ending_counter: s.ending_counter,
                 closed_at_ms: s.closed_at_ms,
                 owner: owners.get(&s.index).cloned().unwrap_or_default(),
+                replicas: replicas.get(&s.index).cloned().unwrap_or_default(),
             })
             .collect(),
         retention_hours: def.retention_hours,
@@ -380,10 +395,14 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
     if layout.servers.is_empty() {
         return invalid("A layout names at least one server.".into());
     }
-    let members: Vec<Member> =
-        layout.servers.iter().map(|s| Member { id: s.id.clone(), address: s.address.clone() }).collect();
+    let members: Vec<Member> = layout
+        .servers
+        .iter()
+        .map(|s| Member { id: s.id.clone(), address: s.address.clone(), internal_address: s.internal_address.clone() })
+        .collect();
     let created_at = if layout.created_at_ms == 0 { now_ms } else { layout.created_at_ms };
     let mut owners = BTreeMap::new();
+    let mut replicas = BTreeMap::new();
     let shards: Vec<ShardDef> = if layout.shards.is_empty() {
         let count = layout.initial_shard_count;
         if count == 0 || layout.initial_owners.len() != count as usize {
@@ -417,6 +436,11 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
             if !shard.owner.is_empty() {
                 owners.insert(shard.index, shard.owner.clone());
             }
+            if !shard.replicas.is_empty() {
+                check_replicas(shard.index, &shard.replicas, &members)?;
+                owners.insert(shard.index, shard.replicas[0].clone());
+                replicas.insert(shard.index, shard.replicas.clone());
+            }
         }
         shards
     };
@@ -437,6 +461,27 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
         shard_level_metrics: Default::default(),
         throughput_limits: layout.throughput_limits,
         consumers: Vec::new(),
-        placement: Some(Placement { epoch: layout.epoch, frozen: layout.frozen, members, owners }),
+        placement: Some(Placement { epoch: layout.epoch, frozen: layout.frozen, members, owners, replicas }),
     })
+}
+
+/// Refuses a replica set that names a server twice, a server not of the stream, or (with more
+/// than one replica) a server without an internal address to carry Raft to.
+fn check_replicas(index: u32, replicas: &[String], members: &[Member]) -> Result<()> {
+    for (n, id) in replicas.iter().enumerate() {
+        let Some(member) = members.iter().find(|m| &m.id == id) else {
+            return Err(Error::InvalidArgument(format!(
+                "Shard {index} has a replica on {id}, which is not one of the stream's servers."
+            )));
+        };
+        if replicas[..n].contains(id) {
+            return Err(Error::InvalidArgument(format!("Shard {index} names {id} twice among its replicas.")));
+        }
+        if replicas.len() > 1 && member.internal_address.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "Server {id} holds a replica of shard {index} but has no internal address."
+            )));
+        }
+    }
+    Ok(())
 }

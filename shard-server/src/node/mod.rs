@@ -35,10 +35,12 @@ mod cluster;
 mod consumers;
 mod leases;
 mod records;
+mod replicated;
 mod settings;
 
 pub use cluster::next_hop;
 pub use consumers::{ConsumerView, SubscriptionEvent, HEARTBEAT};
+pub use replicated::{replicas_of, Replication};
 pub use settings::{AccountLimits, MonitoringChange};
 
 /// Most payload bytes one GetRecords call returns (10 MiB, as Kinesis).
@@ -134,6 +136,8 @@ pub struct Node {
     leases: LeaseTable,
     metrics: Arc<Metrics>,
     peers: Peers,
+    /// Replicated shards' store loop (cluster servers only).
+    replication: Option<Replication>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -172,12 +176,24 @@ impl Node {
             config.region.clone(),
             config.shard_limit,
         )?;
-        let secret = load_or_create_secret(engine.as_ref())?;
+        // The servers of a cluster share one iterator key, so an iterator a shard's leader made
+        // still opens after leadership moves to another server.
+        let secret = match &config.peer_bearer {
+            Some(bearer) if config.cluster_id.is_some() => bearer.derive_key("shardline shard iterators"),
+            _ => load_or_create_secret(engine.as_ref())?,
+        };
         let iterators = IteratorCodec::new(secret, u64::try_from(config.iterator_ttl.as_millis()).unwrap_or(u64::MAX));
         let metrics = Arc::new(Metrics::new());
+        let replication = match (&config.cluster_id, &config.peer_bearer) {
+            (Some(me), Some(bearer)) => Some(
+                Replication::start(me, journal.clone(), engine.clone(), clock.clone(), bearer)
+                    .map_err(OpenError::Thread)?,
+            ),
+            _ => None,
+        };
         let appender = Appender::start(
             engine.clone(),
-            journal,
+            journal.clone(),
             clock.clone(),
             config.account_id.clone(),
             metrics.clone(),
@@ -203,9 +219,12 @@ impl Node {
             leases,
             metrics,
             peers,
+            replication,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
+        node.publish_committed_at_open(&journal)?;
+        node.resume_replication();
         node.resume_lifecycle();
         node.spawn_retention();
         Ok(node)
@@ -262,6 +281,9 @@ impl Node {
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if let Some(replicator) = self.replicator() {
+            replicator.shutdown().await;
+        }
         self.appender.shutdown().await;
     }
 

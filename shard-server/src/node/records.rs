@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{next_hop, Hop, Node, PutEntry, PutResult, RecordsPage, StartingPosition, MAX_GET_RECORDS_BYTES};
+use super::{
+    next_hop, replicas_of, Hop, Node, PutEntry, PutResult, RecordsPage, StartingPosition, MAX_GET_RECORDS_BYTES,
+};
 use crate::append::Entry;
 use crate::error::{Error, Result};
 use crate::hash_range::hash_key;
@@ -57,6 +59,8 @@ impl Node {
         // the record was sent to answers.
         let mut answers: Vec<Option<Result<PutResult>>> = Vec::with_capacity(entries.len());
         let mut remote: BTreeMap<String, Vec<(usize, u128, PutEntry)>> = BTreeMap::new();
+        // Records of replicated shards led here, by shard, with their request positions.
+        let mut replicated: BTreeMap<u32, Vec<(usize, Entry)>> = BTreeMap::new();
         let staged = {
             let def = stream.def();
             let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
@@ -100,8 +104,13 @@ impl Node {
                     )))));
                     continue;
                 }
+                let entry = Entry { shard: shard.index, hash, partition_key: entry.partition_key, data: entry.data };
                 answers.push(None);
-                staged.push(Entry { shard: shard.index, hash, partition_key: entry.partition_key, data: entry.data });
+                if replicas_of(&def, shard.index).is_some() {
+                    replicated.entry(shard.index).or_default().push((position, entry));
+                } else {
+                    staged.push(entry);
+                }
             }
             staged
         };
@@ -121,7 +130,39 @@ impl Node {
             let entries = group.into_iter().map(|(_, hash, entry)| (hash, entry)).collect();
             (positions, self.peers.put(&address, stream_name, entries).await)
         }));
-        let (appended, forwarded) = tokio::join!(local, forwarded);
+        let proposed = futures_util::future::join_all(replicated.into_iter().map(|(shard, group)| {
+            let stream = stream.clone();
+            async move {
+                let (positions, entries): (Vec<usize>, Vec<Entry>) = group.into_iter().unzip();
+                let sizes: Vec<u64> = entries.iter().map(|e| e.size() as u64).collect();
+                (positions, sizes, self.put_replicated(&stream, shard, entries).await)
+            }
+        }));
+        let (appended, forwarded, proposed) = tokio::join!(local, forwarded, proposed);
+        for (positions, sizes, outcome) in proposed {
+            let def = stream.def();
+            match outcome {
+                Ok(appended) => {
+                    for ((position, a), bytes) in positions.into_iter().zip(appended).zip(sizes) {
+                        if !enabled.is_empty() {
+                            self.metrics.shard_incoming(&name, &shard_id(a.shard), 1, bytes, &enabled);
+                        }
+                        if let (Some(answer), Some(shard)) = (answers.get_mut(position), def.shard(a.shard)) {
+                            let sequence_number = shard.sequence(a.counter, a.arrival_ms);
+                            *answer = Some(Ok(PutResult { shard_id: shard.id(), sequence_number }));
+                        }
+                    }
+                }
+                Err(err) => {
+                    let message = err.to_string();
+                    for position in positions {
+                        if let Some(answer) = answers.get_mut(position) {
+                            *answer = Some(Err(Error::Unavailable(message.clone())));
+                        }
+                    }
+                }
+            }
+        }
         // With records stored on other servers, a local failure fails only the local records:
         // failing the whole call would make clients put the stored ones again.
         let (appended, local_failure) = match appended {

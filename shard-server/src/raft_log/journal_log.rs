@@ -83,16 +83,26 @@ impl JournalRaftLog {
             below.to_le_bytes().to_vec(),
         );
     }
-}
 
-impl RaftLog for JournalRaftLog {
-    fn append(&self, entries: &[LogEntry]) -> Result<()> {
+    /// The shard this log belongs to.
+    pub fn key(&self) -> ShardKey {
+        self.key
+    }
+
+    /// The shard's journal index (what GetRecords reads through).
+    pub fn index(&self) -> &SharedIndex {
+        &self.index
+    }
+
+    /// Adds `entries` to `group` as [`RaftLog::append`] would write them, for a caller that
+    /// makes many logs durable in one [`Journal::commit`] (the replication store loop). They
+    /// are readable once that commit returns.
+    pub fn stage(&self, group: &mut Group, entries: &[LogEntry]) -> Result<()> {
         let first = *self.first();
         check_follows(self.last(first), entries)?;
         if let Some(entry) = entries.first().filter(|e| e.index < first) {
             return Err(RaftLogError::Compacted(entry.index));
         }
-        let mut group = Group::new();
         for entry in entries {
             let kind = match entry.kind {
                 EntryKind::Records => Kind::Records,
@@ -102,6 +112,22 @@ impl RaftLog for JournalRaftLog {
                 .other(self.slot(entry.term, entry.index), kind, &entry.payload)
                 .map_err(|err| RaftLogError::Malformed(err.to_string()))?;
         }
+        Ok(())
+    }
+
+    /// Adds the write of `state` to `batch` (durable when the batch is written with sync).
+    pub fn stage_hard_state(&self, batch: &mut WriteBatch, state: &HardState) {
+        let mut value = state.term.to_le_bytes().to_vec();
+        value.extend_from_slice(&state.vote.to_le_bytes());
+        value.extend_from_slice(&state.commit.to_le_bytes());
+        batch.put(Cf::Meta, keys::raft(self.key.stream, self.key.shard, keys::RAFT_HARD_STATE), value);
+    }
+}
+
+impl RaftLog for JournalRaftLog {
+    fn append(&self, entries: &[LogEntry]) -> Result<()> {
+        let mut group = Group::new();
+        self.stage(&mut group, entries)?;
         Ok(self.journal.commit(group, self.clock.now_ms())?)
     }
 
@@ -115,7 +141,12 @@ impl RaftLog for JournalRaftLog {
         }
         let mut out = Vec::new();
         let mut bytes = 0;
-        for entry in read_index(&self.index).range(lo, hi) {
+        let found = read_index(&self.index).range(lo, hi);
+        if lo < hi && found.first().map(|e| e.index) != Some(lo) {
+            // The frames went with their segment (retention): the entries are gone.
+            return Err(RaftLogError::Compacted(lo));
+        }
+        for entry in found {
             let Some((header, data)) = self.journal.read(&entry.location)? else {
                 return Err(RaftLogError::Compacted(entry.index));
             };
@@ -149,7 +180,12 @@ impl RaftLog for JournalRaftLog {
         if index < first {
             return Err(RaftLogError::Compacted(index));
         }
-        read_index(&self.index).get(index).map(|e| e.term).ok_or(RaftLogError::Unavailable(index))
+        let index_of = read_index(&self.index);
+        match index_of.get(index) {
+            Some(entry) => Ok(entry.term),
+            None if index_of.first_index().is_some_and(|kept| index < kept) => Err(RaftLogError::Compacted(index)),
+            None => Err(RaftLogError::Unavailable(index)),
+        }
     }
 
     fn truncate_suffix(&self, from: u64) -> Result<()> {
@@ -178,11 +214,8 @@ impl RaftLog for JournalRaftLog {
     }
 
     fn set_hard_state(&self, state: &HardState) -> Result<()> {
-        let mut value = state.term.to_le_bytes().to_vec();
-        value.extend_from_slice(&state.vote.to_le_bytes());
-        value.extend_from_slice(&state.commit.to_le_bytes());
         let mut batch = WriteBatch::new();
-        batch.put(Cf::Meta, keys::raft(self.key.stream, self.key.shard, keys::RAFT_HARD_STATE), value);
+        self.stage_hard_state(&mut batch, state);
         Ok(self.engine.write(batch, Durability::Sync)?)
     }
 

@@ -54,8 +54,8 @@ async fn two_servers_serve_one_stream_and_reshard_across_both() -> Result<()> {
     let a = Server::start_cluster(dir_a.path(), "orders-0-0", "127.0.0.1:0", &[])?;
     let b = Server::start_cluster(dir_b.path(), "orders-1-0", "127.0.0.1:0", &[])?;
     let servers = vec![
-        pb::ClusterServer { id: "orders-0-0".into(), address: a.address().to_owned() },
-        pb::ClusterServer { id: "orders-1-0".into(), address: b.address().to_owned() },
+        pb::ClusterServer { id: "orders-0-0".into(), address: a.address().to_owned(), ..Default::default() },
+        pb::ClusterServer { id: "orders-1-0".into(), address: b.address().to_owned(), ..Default::default() },
     ];
     let first = pb::StreamLayout {
         stream_name: STREAM.into(),

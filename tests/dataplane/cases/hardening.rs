@@ -236,7 +236,11 @@ async fn unowned_shards_are_unavailable_and_layouts_respect_the_shard_limit() ->
     let layout = pb::StreamLayout {
         stream_name: "halves".into(),
         epoch: 1,
-        servers: vec![pb::ClusterServer { id: "solo-0-0".into(), address: server.address().to_owned() }],
+        servers: vec![pb::ClusterServer {
+            id: "solo-0-0".into(),
+            address: server.address().to_owned(),
+            ..Default::default()
+        }],
         shards: vec![shard(0, 0, half - 1, "solo-0-0"), shard(1, half, u128::MAX, "")],
         retention_hours: 24,
         ..Default::default()
@@ -330,8 +334,8 @@ async fn a_peer_that_never_answers_costs_a_deadline_not_a_hang() -> anyhow::Resu
         stream_name: "split".into(),
         epoch: 1,
         servers: vec![
-            pb::ClusterServer { id: "near-0-0".into(), address: server.address().to_owned() },
-            pb::ClusterServer { id: "far-0-0".into(), address: silent_address },
+            pb::ClusterServer { id: "near-0-0".into(), address: server.address().to_owned(), ..Default::default() },
+            pb::ClusterServer { id: "far-0-0".into(), address: silent_address, ..Default::default() },
         ],
         retention_hours: 24,
         initial_shard_count: 2,

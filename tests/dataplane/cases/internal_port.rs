@@ -70,7 +70,7 @@ async fn an_unauthenticated_caller_cannot_take_or_release_a_cluster_servers_shar
     let layout = |epoch, address: &str| pb::StreamLayout {
         stream_name: "owned".into(),
         epoch,
-        servers: vec![pb::ClusterServer { id: "own-0-0".into(), address: address.to_owned() }],
+        servers: vec![pb::ClusterServer { id: "own-0-0".into(), address: address.to_owned(), ..Default::default() }],
         retention_hours: 24,
         initial_shard_count: 1,
         initial_owners: vec!["own-0-0".into()],

@@ -14,6 +14,7 @@ mod metrics;
 mod producer;
 mod readme;
 mod records;
+mod replication;
 mod reshard;
 mod restart;
 mod retention;

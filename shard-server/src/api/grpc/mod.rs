@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod leases;
+pub mod raft;
 pub mod records;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use axum::Router;
 use shardline_proto::v1::admin_server::AdminServer;
 use shardline_proto::v1::cluster_server::ClusterServer;
 use shardline_proto::v1::leases_server::LeasesServer;
+use shardline_proto::v1::raft_server::RaftServer;
 use shardline_proto::v1::records_server::RecordsServer;
 use tokio::sync::Semaphore;
 use tonic::metadata::MetadataMap;
@@ -58,11 +60,14 @@ pub fn routes(router: Router, node: Arc<Node>, in_flight: Arc<Semaphore>) -> Rou
         )
         .route("/shardline.v1.Admin/{*method}", elsewhere("shardline.v1.Admin"))
         .route("/shardline.v1.Cluster/{*method}", elsewhere("shardline.v1.Cluster"))
+        .route("/shardline.v1.Raft/{*method}", elsewhere("shardline.v1.Raft"))
 }
 
-/// The internal listener's routes: `Admin` and `Cluster`, every call checked against `token`.
+/// The internal listener's routes: `Admin`, `Cluster` and `Raft`, every call checked against
+/// `token`.
 pub fn internal_router(node: Arc<Node>, token: InternalToken) -> Router {
     let admin_token = token.clone();
+    let cluster_token = token.clone();
     Router::new()
         .route_service(
             "/shardline.v1.Admin/{*method}",
@@ -72,10 +77,20 @@ pub fn internal_router(node: Arc<Node>, token: InternalToken) -> Router {
         )
         .route_service(
             "/shardline.v1.Cluster/{*method}",
-            ClusterServer::with_interceptor(cluster::ClusterService::new(node), move |request| token.check(request)),
+            ClusterServer::with_interceptor(cluster::ClusterService::new(node.clone()), move |request| {
+                cluster_token.check(request)
+            }),
+        )
+        .route_service(
+            "/shardline.v1.Raft/{*method}",
+            tonic::service::interceptor::InterceptedService::new(
+                RaftServer::new(raft::RaftService::new(node))
+                    .max_decoding_message_size(crate::replication::MAX_DECODED_BATCH),
+                move |request| token.check(request),
+            ),
         )
         .fallback(|| async {
-            Status::unimplemented("the internal port serves shardline.v1.Admin and Cluster")
+            Status::unimplemented("the internal port serves shardline.v1.Admin, Cluster and Raft")
                 .into_http::<axum::body::Body>()
         })
 }

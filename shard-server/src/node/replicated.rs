@@ -1,0 +1,180 @@
+//! Replicated shards on the node: which of a stream's shards this server holds a replica of
+//! (the layout's replica sets), hosting their Raft groups in the store loop, routing a request
+//! to the shard's leader, and putting records through it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use shardline_proto::v1 as pb;
+
+use super::Node;
+use crate::append::{Appended, Entry};
+use crate::error::{Error, Result};
+use crate::placement::{Placement, Route};
+use crate::raft_log::JournalRaftLog;
+use crate::replication::{self, GroupId, GrpcTransport, Hosting, ReplicationError, Replicator};
+use crate::stream::{Stream, StreamDef};
+
+/// A cluster server's replication: its store loop and its links to the other servers.
+#[derive(Debug)]
+pub struct Replication {
+    replicator: Replicator,
+    transport: Arc<GrpcTransport>,
+}
+
+impl Replication {
+    /// Starts the store loop of server `me` over the node's journal and meta engine.
+    pub fn start(
+        me: &str,
+        journal: Arc<crate::journal::Journal>,
+        engine: Arc<dyn crate::store::KvEngine>,
+        clock: Arc<dyn crate::clock::Clock>,
+        bearer: &crate::credential::PeerBearer,
+    ) -> std::io::Result<Self> {
+        let transport = Arc::new(GrpcTransport::new(bearer.header_value().to_owned()));
+        let replicator = Replicator::start(replication::raft_id(me), journal, engine, clock, transport.clone())?;
+        Ok(Self { replicator, transport })
+    }
+}
+
+/// The replica set of shard `index` of `def`, when the shard is replicated.
+pub fn replicas_of(def: &StreamDef, index: u32) -> Option<&[String]> {
+    def.placement.as_ref()?.replicas.get(&index).map(Vec::as_slice)
+}
+
+impl Node {
+    /// The store loop, on a cluster server.
+    pub fn replicator(&self) -> Option<&Replicator> {
+        self.replication.as_ref().map(|r| &r.replicator)
+    }
+
+    /// Where a request for replicated shard `index` goes, seen from server `me`: to the leader
+    /// this server knows of; with none known, served here when this server holds a replica
+    /// (its published records are committed ones), else sent to the first replica.
+    pub(crate) fn replicated_route(
+        &self,
+        name: &str,
+        placement: &Placement,
+        replicas: &[String],
+        index: u32,
+        me: &str,
+    ) -> Route {
+        let group = GroupId { stream: name.to_owned(), shard: index };
+        let leader = self.replicator().and_then(|r| r.leader_of(&group));
+        if let Some(leader) = leader.and_then(|id| placement.member_by_raft_id(id)) {
+            return if leader.id == me { Route::Local } else { Route::Remote(leader.address.clone()) };
+        }
+        if replicas.iter().any(|id| id == me) {
+            return Route::Local;
+        }
+        match replicas.first().and_then(|id| placement.member(id)) {
+            Some(first) => Route::Remote(first.address.clone()),
+            None => Route::Unowned,
+        }
+    }
+
+    /// Hosts the Raft group of every replicated shard of `stream` this server holds a replica
+    /// of (a no-op for those hosted already), after telling the transport where its peers are.
+    pub(crate) async fn host_replicas(&self, stream: &Arc<Stream>) -> Result<()> {
+        let (Some(replication), Some(me)) = (&self.replication, self.cluster_id()) else { return Ok(()) };
+        let Some(placement) = stream.def().placement.clone() else { return Ok(()) };
+        for (&shard, replicas) in &placement.replicas {
+            if !replicas.iter().any(|id| id == me) {
+                continue;
+            }
+            for id in replicas.iter().filter(|id| *id != me) {
+                if let Some(member) = placement.member(id) {
+                    replication.transport.set_peer(replication::raft_id(id), &member.internal_address);
+                }
+            }
+            let hosting = Hosting {
+                id: GroupId { stream: stream.name.clone(), shard },
+                stream: stream.clone(),
+                voters: replicas.iter().map(|id| replication::raft_id(id)).collect(),
+                campaign_if_new: replicas.first().is_some_and(|first| first == me),
+            };
+            replication.replicator.host(hosting).await.map_err(Error::from)?;
+        }
+        Ok(())
+    }
+
+    /// The replicas of `stream` this server holds, with the leader each knows of.
+    pub(crate) fn replica_states(&self, stream: &Stream, def: &StreamDef, me: &str) -> Vec<pb::ReplicaState> {
+        let Some(placement) = &def.placement else { return Vec::new() };
+        placement
+            .replicas
+            .iter()
+            .filter(|(_, replicas)| replicas.iter().any(|id| id == me))
+            .map(|(&index, _)| {
+                let group = GroupId { stream: def.name.clone(), shard: index };
+                let leader = self.replicator().and_then(|r| r.leader_of(&group));
+                pb::ReplicaState {
+                    index,
+                    leader: leader
+                        .and_then(|id| placement.member_by_raft_id(id))
+                        .map(|m| m.id.clone())
+                        .unwrap_or_default(),
+                    last_counter: stream.log(index).map_or(0, |l| l.last_counter.load(Ordering::Acquire)),
+                }
+            })
+            .collect()
+    }
+
+    /// Hosts the replicas of every stream this server holds (at start).
+    pub(crate) fn resume_replication(self: &Arc<Self>) {
+        if self.replication.is_none() {
+            return;
+        }
+        let node = self.clone();
+        self.tasks.spawn(async move {
+            for stream in node.catalog.list() {
+                if let Err(err) = node.host_replicas(&stream).await {
+                    tracing::error!(stream = %stream.name, cause = %err, "replicas not hosted");
+                }
+            }
+        });
+    }
+
+    /// Sets every replicated shard's published watermark back to its last committed record
+    /// (run at open, before anything is served: the journal's tail may hold entries a leader
+    /// will replace).
+    pub(crate) fn publish_committed_at_open(&self, journal: &Arc<crate::journal::Journal>) -> Result<()> {
+        let Some(me) = self.cluster_id() else { return Ok(()) };
+        for stream in self.catalog.list() {
+            let def = stream.def().clone();
+            let Some(placement) = &def.placement else { continue };
+            for (&shard, replicas) in &placement.replicas {
+                let (true, Some(shard_log)) = (replicas.iter().any(|id| id == me), stream.log(shard)) else { continue };
+                let key = crate::journal::ShardKey { stream: stream.id, shard };
+                let log = JournalRaftLog::open(
+                    journal.clone(),
+                    self.engine.clone(),
+                    self.clock.clone(),
+                    key,
+                    stream.retention_class(),
+                )
+                .map_err(|err| Error::from(ReplicationError::from(err)))?;
+                replication::publish_committed(&log, &shard_log).map_err(Error::from)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `entries` into replicated shard `shard` of `stream` through its leader here,
+    /// returning once a majority of its replicas has them durable.
+    pub(crate) async fn put_replicated(
+        &self,
+        stream: &Stream,
+        shard: u32,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Appended>> {
+        let replicator = self.replicator().ok_or_else(|| {
+            Error::Unavailable(format!(
+                "Shard {shard} of stream {} is replicated but this server has no replication.",
+                stream.name
+            ))
+        })?;
+        let group = GroupId { stream: stream.name.clone(), shard };
+        Ok(replicator.propose(group, entries).await?)
+    }
+}

@@ -1,0 +1,344 @@
+//! One replica of one shard's Raft group: its `RawNode`, the puts waiting for their entry to
+//! commit, and the shard's published state (high watermark) it moves as entries commit.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use raft::prelude::{Entry, EntryType, Message};
+use raft::{Config, RawNode, StateRole};
+use tokio::sync::oneshot;
+
+use super::storage::{self, GroupStorage};
+use super::{GroupId, ReplicationError};
+use crate::append::{Appended, Entry as PutEntry};
+use crate::journal::{frame, read_index, Group};
+use crate::raft_log::{JournalRaftLog, RaftLog};
+use crate::store::WriteBatch;
+use crate::stream::ShardLog;
+
+/// Ticks without a heartbeat before a follower stands for election (randomized up to twice
+/// that by raft-rs).
+pub const ELECTION_TICKS: usize = 10;
+/// Ticks between a leader's heartbeats.
+pub const HEARTBEAT_TICKS: usize = 2;
+/// Most bytes of entries in one append message.
+const MAX_MESSAGE_BYTES: u64 = 1 << 20;
+/// Append messages in flight to one follower.
+const MAX_INFLIGHT: usize = 256;
+/// Bytes proposed and not yet committed before the leader refuses more (backpressure on a
+/// group whose followers do not keep up).
+const MAX_UNCOMMITTED_BYTES: u64 = 256 << 20;
+/// How long a put waits for its entry to commit before it is answered with a retryable error
+/// (a leader cut off from its followers steps down after an election timeout; this bounds the
+/// wait of puts it took before it noticed).
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A put waiting for its entry.
+struct Waiting {
+    index: u64,
+    term: u64,
+    since: Instant,
+    results: Vec<Appended>,
+    reply: oneshot::Sender<Result<Vec<Appended>, ReplicationError>>,
+}
+
+/// What a round leaves to do once the journal commit is durable.
+pub struct Persisting {
+    ready: raft::Ready,
+    committed: Vec<Entry>,
+}
+
+/// One hosted replica.
+pub struct Replica {
+    pub(super) id: GroupId,
+    node: RawNode<GroupStorage>,
+    shard_log: Arc<ShardLog>,
+    waiting: VecDeque<Waiting>,
+    /// `(last counter, arrival)` of the newest batch proposed this round, not yet in the index.
+    proposed: Option<(u64, u64)>,
+    /// The commit index last staged for the meta family.
+    stored_commit: u64,
+    /// Term and vote last staged for the meta family.
+    stored_vote: (u64, u64),
+    /// A commit index to store with the next round's writes.
+    commit_to_store: Option<u64>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("id", &self.id).field("role", &self.node.raft.state).finish()
+    }
+}
+
+impl Replica {
+    /// The replica `me` of group `id` over `log`, among `voters`. The shard's published high
+    /// watermark is set back to its last committed record: entries past the stored commit
+    /// index may yet be replaced by a leader.
+    pub fn open(
+        id: GroupId,
+        me: u64,
+        voters: Vec<u64>,
+        log: Arc<JournalRaftLog>,
+        shard_log: Arc<ShardLog>,
+        logger: &slog::Logger,
+    ) -> Result<Self, ReplicationError> {
+        let hard_state = log.hard_state()?;
+        let commit = hard_state.commit.min(log.last_index());
+        publish_up_to(&log, &shard_log, commit);
+        let config = Config {
+            id: me,
+            election_tick: ELECTION_TICKS,
+            heartbeat_tick: HEARTBEAT_TICKS,
+            applied: commit,
+            check_quorum: true,
+            pre_vote: true,
+            max_size_per_msg: MAX_MESSAGE_BYTES,
+            max_inflight_msgs: MAX_INFLIGHT,
+            max_uncommitted_size: MAX_UNCOMMITTED_BYTES,
+            ..Config::default()
+        };
+        let storage = GroupStorage::new(log, voters);
+        let logger = logger.new(slog::o!("group" => id.to_string()));
+        let node = RawNode::new(&config, storage, &logger)?;
+        Ok(Self {
+            id,
+            node,
+            shard_log,
+            waiting: VecDeque::new(),
+            proposed: None,
+            stored_commit: hard_state.commit,
+            stored_vote: (hard_state.term, hard_state.vote),
+            commit_to_store: None,
+        })
+    }
+
+    /// True when this replica leads its group.
+    pub fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    /// The leader this replica knows of.
+    pub fn leader(&self) -> Option<u64> {
+        Some(self.node.raft.leader_id).filter(|&id| id != raft::INVALID_ID)
+    }
+
+    /// Its current term.
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    /// The voters of the group.
+    pub fn voters(&self) -> Vec<u64> {
+        self.node.raft.prs().conf().to_conf_state().voters
+    }
+
+    /// True when this replica has never voted nor logged anything (a group just created).
+    pub fn is_blank(&self) -> bool {
+        self.node.raft.term == 0 && self.node.raft.raft_log.last_index() == 0
+    }
+
+    /// Stands for election.
+    pub fn campaign(&mut self) -> Result<(), ReplicationError> {
+        Ok(self.node.campaign()?)
+    }
+
+    /// Asks the leader to hand leadership to `to`.
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.node.transfer_leader(to);
+    }
+
+    /// Advances the group's logical clock one tick.
+    pub fn tick(&mut self) {
+        self.node.tick();
+    }
+
+    /// Steps a message from a peer in.
+    pub fn step(&mut self, message: Message) {
+        if let Err(err) = self.node.step(message) {
+            tracing::debug!(group = %self.id, cause = %err, "raft message refused");
+        }
+    }
+
+    /// Proposes `entries` as one record batch, answering `reply` once it is committed. Only
+    /// the leader proposes; any other replica answers [`ReplicationError::NotLeader`].
+    pub fn propose(
+        &mut self,
+        entries: Vec<PutEntry>,
+        now_ms: u64,
+        reply: oneshot::Sender<Result<Vec<Appended>, ReplicationError>>,
+    ) {
+        if !self.is_leader() {
+            let err = ReplicationError::NotLeader { group: self.id.clone(), leader: self.leader() };
+            let _ = reply.send(Err(err));
+            return;
+        }
+        let (last_counter, last_arrival) = self.proposed.unwrap_or_else(|| self.last_in_log());
+        let arrival_ms = now_ms.max(last_arrival);
+        let first_counter = last_counter + 1;
+        let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        let bytes: usize = entries.iter().map(PutEntry::size).sum();
+        let mut payload = Vec::with_capacity(frame::BATCH_HEADER_LEN + entries.len() * frame::RECORD_OVERHEAD + bytes);
+        frame::begin_batch(&mut payload, first_counter, count, arrival_ms);
+        let mut results = Vec::with_capacity(entries.len());
+        for (n, entry) in entries.iter().enumerate() {
+            frame::push_record(&mut payload, entry.partition_key.as_bytes(), &entry.data);
+            results.push(Appended { shard: self.id.shard, counter: first_counter + n as u64, arrival_ms });
+        }
+        if let Err(err) = self.node.propose(Vec::new(), payload) {
+            let _ = reply.send(Err(ReplicationError::from(err)));
+            return;
+        }
+        let index = self.node.raft.raft_log.last_index();
+        let term = self.node.raft.term;
+        self.proposed = Some((first_counter + u64::from(count) - 1, arrival_ms));
+        self.waiting.push_back(Waiting { index, term, since: Instant::now(), results, reply });
+    }
+
+    /// `(counter, arrival)` of the last record in this replica's log (persisted: everything
+    /// proposed in earlier rounds is), never below what is already published.
+    fn last_in_log(&self) -> (u64, u64) {
+        let published = (
+            self.shard_log.last_counter.load(Ordering::Acquire),
+            self.shard_log.last_arrival_ms.load(Ordering::Acquire),
+        );
+        let logged = read_index(self.node.store().log().index()).last_record();
+        logged.map_or(published, |logged| logged.max(published))
+    }
+
+    /// Answers, with a retryable error, puts that waited longer than [`COMMIT_TIMEOUT`].
+    pub fn expire_waiting(&mut self, now: Instant) {
+        while self.waiting.front().is_some_and(|w| now.duration_since(w.since) > COMMIT_TIMEOUT) {
+            if let Some(waiting) = self.waiting.pop_front() {
+                let err = ReplicationError::NotCommitted(self.id.clone(), "no majority within the commit timeout");
+                let _ = waiting.reply.send(Err(err));
+            }
+        }
+    }
+
+    /// Takes the group's ready state, if any: sends what may go before persistence, stages
+    /// new entries into `journal` and the hard state into `meta`, and sets `sync_meta` when
+    /// the term or vote changed (they must be durable before any vote or answer goes out; a
+    /// commit index alone may be lost and learnt again). The caller makes both durable, then
+    /// calls [`Replica::persisted`].
+    pub fn stage(
+        &mut self,
+        journal: &mut Group,
+        meta: &mut WriteBatch,
+        sync_meta: &mut bool,
+        send: &mut dyn FnMut(Vec<Message>),
+    ) -> Result<Option<Persisting>, ReplicationError> {
+        if let Some(commit) = self.commit_to_store.take() {
+            self.stage_commit(meta, commit);
+        }
+        if !self.node.has_ready() {
+            return Ok(None);
+        }
+        let mut ready = self.node.ready();
+        send(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            tracing::error!(group = %self.id, "a snapshot arrived; this server cannot install snapshots yet");
+        }
+        let committed = ready.take_committed_entries();
+        let log = self.node.store().log().clone();
+        if !ready.entries().is_empty() {
+            let entries: Vec<_> = ready.entries().iter().map(storage::to_log_entry).collect::<Result<_, _>>()?;
+            log.stage(journal, &entries)?;
+        }
+        if let Some(hard_state) = ready.hs() {
+            log.stage_hard_state(meta, &storage::from_raft_hard_state(hard_state));
+            self.stored_commit = hard_state.commit;
+            if (hard_state.term, hard_state.vote) != self.stored_vote {
+                self.stored_vote = (hard_state.term, hard_state.vote);
+                *sync_meta = true;
+            }
+        }
+        Ok(Some(Persisting { ready, committed }))
+    }
+
+    fn stage_commit(&mut self, meta: &mut WriteBatch, commit: u64) {
+        if commit <= self.stored_commit {
+            return;
+        }
+        let mut state = storage::from_raft_hard_state(&self.node.raft.hard_state());
+        state.commit = commit;
+        self.node.store().log().stage_hard_state(meta, &state);
+        self.stored_commit = commit;
+    }
+
+    /// After the round's writes are durable: sends the messages that had to wait for them,
+    /// applies committed entries (publishing the watermark, answering puts) and advances.
+    pub fn persisted(&mut self, persisting: Persisting, send: &mut dyn FnMut(Vec<Message>)) {
+        let Persisting { mut ready, committed } = persisting;
+        self.proposed = None;
+        send(ready.take_persisted_messages());
+        self.apply(committed);
+        let mut light = self.node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.commit_to_store = Some(commit);
+        }
+        send(light.take_messages());
+        self.apply(light.take_committed_entries());
+        self.node.advance_apply();
+    }
+
+    /// Publishes committed entries and answers the puts waiting for them.
+    fn apply(&mut self, committed: Vec<Entry>) {
+        for entry in committed {
+            if entry.get_entry_type() == EntryType::EntryNormal {
+                if let Ok((first, count, arrival_ms)) = frame::batch_header(&entry.data) {
+                    if count > 0 {
+                        self.shard_log.last_arrival_ms.store(arrival_ms, Ordering::Release);
+                        self.shard_log.last_counter.store(first + u64::from(count) - 1, Ordering::Release);
+                        let bytes = entry.data.len().saturating_sub(frame::BATCH_HEADER_LEN);
+                        self.shard_log.appended_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                        self.shard_log.appended.notify_waiters();
+                    }
+                }
+            }
+            while self.waiting.front().is_some_and(|w| w.index <= entry.index) {
+                let Some(waiting) = self.waiting.pop_front() else { break };
+                if waiting.index == entry.index && waiting.term == entry.term {
+                    let _ = waiting.reply.send(Ok(waiting.results));
+                } else {
+                    let err = ReplicationError::NotCommitted(self.id.clone(), "a new leader replaced the entry");
+                    let _ = waiting.reply.send(Err(err));
+                }
+            }
+        }
+    }
+
+    /// Answers every waiting put with `err` (the loop is stopping).
+    pub fn fail_waiting(&mut self, err: impl Fn() -> ReplicationError) {
+        for waiting in self.waiting.drain(..) {
+            let _ = waiting.reply.send(Err(err()));
+        }
+    }
+}
+
+/// Sets the published watermark of a replicated shard to its last committed record, as its
+/// stored hard state says: what a server holds past that may yet be replaced by a leader. Run
+/// when the server opens, before it serves.
+pub fn publish_committed(log: &JournalRaftLog, shard_log: &ShardLog) -> Result<(), ReplicationError> {
+    let commit = log.hard_state()?.commit.min(log.last_index());
+    publish_up_to(log, shard_log, commit);
+    Ok(())
+}
+
+/// Sets the shard's published watermark to its last record at or below Raft index `commit`:
+/// records past it may yet be replaced by a leader.
+fn publish_up_to(log: &JournalRaftLog, shard_log: &ShardLog, commit: u64) {
+    let index = read_index(log.index());
+    if let Some(entry) = index.last_batch_through(commit) {
+        shard_log.last_counter.store(entry.end_counter() - 1, Ordering::Release);
+        shard_log.last_arrival_ms.store(entry.arrival_ms, Ordering::Release);
+    } else if let Some(entry) = index.first_batch_after(commit) {
+        // Only uncommitted records are logged (the committed ones, if any, went with
+        // retention): publish nothing of them.
+        let before = entry.first_counter.saturating_sub(1);
+        if shard_log.last_counter.load(Ordering::Acquire) > before {
+            shard_log.last_counter.store(before, Ordering::Release);
+        }
+    }
+}

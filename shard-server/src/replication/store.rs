@@ -1,0 +1,410 @@
+//! The store loop: one thread per server drives every hosted replica (as TiKV's raftstore
+//! drives its regions with the same library). Each round:
+//!
+//! 1. take everything queued: proposals, peers' messages, hosting orders;
+//! 2. step them in; on a tick, tick every group;
+//! 3. for each group with a ready state, send the leader's messages at once and stage new
+//!    entries (one journal [`Group`] for all groups) and hard states (one meta batch);
+//! 4. one journal commit (one fsync per retention class) and one meta write (synced only when
+//!    a term or vote changed);
+//! 5. only then send the messages that had to wait for persistence (votes, append answers),
+//!    publish committed entries and answer their puts.
+//!
+//! Messages for one peer server are batched across all groups into one send per round.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use raft::prelude::Message;
+use rustc_hash::{FxHashMap, FxHashSet};
+use tokio::sync::{mpsc, oneshot};
+
+use super::group::Replica;
+use super::{logging, GroupId, ReplicationError};
+use crate::append::{Appended, Entry as PutEntry};
+use crate::clock::Clock;
+use crate::journal::{Group, Journal, ShardKey};
+use crate::raft_log::JournalRaftLog;
+use crate::store::{Durability, KvEngine, WriteBatch};
+use crate::stream::Stream;
+
+/// One Raft tick.
+pub const TICK: Duration = Duration::from_millis(100);
+/// Commands waiting for the loop before senders feel backpressure.
+const QUEUE_DEPTH: usize = 4096;
+/// Most commands taken into one round.
+const MAX_ROUND_COMMANDS: usize = 4096;
+
+/// A Raft message of one group.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The group.
+    pub group: GroupId,
+    /// The message (its `to` and `from` are Raft ids of servers).
+    pub message: Message,
+}
+
+/// Carries messages to other servers.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `envelopes` to the server with Raft id `to`. Never blocks: what a peer cannot
+    /// take now may be dropped (Raft sends it again).
+    fn send(&self, to: u64, envelopes: Vec<Envelope>);
+}
+
+/// An order to host a replica of a group.
+#[derive(Debug, Clone)]
+pub struct Hosting {
+    /// The group.
+    pub id: GroupId,
+    /// The stream the shard belongs to, as this server holds it.
+    pub stream: Arc<Stream>,
+    /// Raft ids of the group's voters (this server among them).
+    pub voters: Vec<u64>,
+    /// Whether this replica stands for election at once when the group is new (one voter of
+    /// a new group does, so a leader exists without waiting for an election timeout).
+    pub campaign_if_new: bool,
+}
+
+/// A replica's state, for routing and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// The group.
+    pub id: GroupId,
+    /// True when this replica leads.
+    pub leader_here: bool,
+    /// The leader this replica knows of.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Voters.
+    pub voters: Vec<u64>,
+}
+
+enum Command {
+    Host(Hosting, oneshot::Sender<Result<(), ReplicationError>>),
+    Propose { group: GroupId, entries: Vec<PutEntry>, reply: oneshot::Sender<Result<Vec<Appended>, ReplicationError>> },
+    Deliver(Vec<Envelope>),
+    Campaign(GroupId),
+    TransferLeader(GroupId, u64),
+    Status(oneshot::Sender<Vec<GroupStatus>>),
+    Stop,
+}
+
+/// Handle to a server's store loop.
+pub struct Replicator {
+    me: u64,
+    queue: mpsc::Sender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    leaders: Arc<RwLock<HashMap<GroupId, u64>>>,
+}
+
+impl std::fmt::Debug for Replicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicator").field("me", &self.me).finish()
+    }
+}
+
+impl Replicator {
+    /// Starts the store loop of the server with Raft id `me`.
+    pub fn start(
+        me: u64,
+        journal: Arc<Journal>,
+        engine: Arc<dyn KvEngine>,
+        clock: Arc<dyn Clock>,
+        transport: Arc<dyn Transport>,
+    ) -> std::io::Result<Self> {
+        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let leaders = Arc::new(RwLock::new(HashMap::new()));
+        let store = StoreLoop {
+            me,
+            journal,
+            engine,
+            clock,
+            transport,
+            replicas: FxHashMap::default(),
+            known_leaders: leaders.clone(),
+            logger: logging::logger(),
+        };
+        let thread = std::thread::Builder::new().name("shardline-raft".into()).spawn(move || store.run(receiver))?;
+        Ok(Self { me, queue, thread: Mutex::new(Some(thread)), leaders })
+    }
+
+    /// This server's Raft id.
+    pub fn me(&self) -> u64 {
+        self.me
+    }
+
+    async fn send(&self, command: Command) -> Result<(), ReplicationError> {
+        self.queue.send(command).await.map_err(|_| ReplicationError::Stopped)
+    }
+
+    /// Hosts a replica of `hosting.id` (a no-op when it is hosted already).
+    pub async fn host(&self, hosting: Hosting) -> Result<(), ReplicationError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Host(hosting, reply)).await?;
+        answer.await.map_err(|_| ReplicationError::Stopped)?
+    }
+
+    /// Appends `entries` to shard `group` as one batch, returning once a majority of its
+    /// replicas has it durable. Only the leader's replica takes them.
+    pub async fn propose(&self, group: GroupId, entries: Vec<PutEntry>) -> Result<Vec<Appended>, ReplicationError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Propose { group, entries, reply }).await?;
+        answer.await.map_err(|_| ReplicationError::Stopped)?
+    }
+
+    /// Hands messages from a peer to their groups.
+    pub async fn deliver(&self, envelopes: Vec<Envelope>) -> Result<(), ReplicationError> {
+        self.send(Command::Deliver(envelopes)).await
+    }
+
+    /// Hands messages from a peer to their groups without waiting: false when the loop's queue
+    /// is full or the loop has stopped (the messages are dropped; Raft sends again).
+    pub fn try_deliver(&self, envelopes: Vec<Envelope>) -> bool {
+        self.queue.try_send(Command::Deliver(envelopes)).is_ok()
+    }
+
+    /// Makes this server's replica of `group` stand for election.
+    pub async fn campaign(&self, group: GroupId) -> Result<(), ReplicationError> {
+        self.send(Command::Campaign(group)).await
+    }
+
+    /// Asks this server's replica of `group`, when it leads, to hand leadership to `to`.
+    pub async fn transfer_leader(&self, group: GroupId, to: u64) -> Result<(), ReplicationError> {
+        self.send(Command::TransferLeader(group, to)).await
+    }
+
+    /// The state of every hosted replica.
+    pub async fn status(&self) -> Result<Vec<GroupStatus>, ReplicationError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Status(reply)).await?;
+        answer.await.map_err(|_| ReplicationError::Stopped)
+    }
+
+    /// The leader of `group` as this server last knew it.
+    pub fn leader_of(&self, group: &GroupId) -> Option<u64> {
+        self.leaders.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(group).copied()
+    }
+
+    /// Stops the loop: every waiting put is answered with a retryable error.
+    pub async fn shutdown(&self) {
+        let _ = self.queue.send(Command::Stop).await;
+        let thread = self.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+struct Hosted {
+    replica: Replica,
+    /// The leader last published for routing.
+    published_leader: Option<u64>,
+}
+
+struct StoreLoop {
+    me: u64,
+    journal: Arc<Journal>,
+    engine: Arc<dyn KvEngine>,
+    clock: Arc<dyn Clock>,
+    transport: Arc<dyn Transport>,
+    replicas: FxHashMap<GroupId, Hosted>,
+    known_leaders: Arc<RwLock<HashMap<GroupId, u64>>>,
+    logger: slog::Logger,
+}
+
+impl StoreLoop {
+    fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                tracing::error!(cause = %err, "the replication loop could not start");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let mut next_tick = tokio::time::Instant::now() + TICK;
+            loop {
+                let mut touched = FxHashSet::default();
+                let mut stop = false;
+                match tokio::time::timeout_at(next_tick, receiver.recv()).await {
+                    Ok(Some(command)) => stop |= self.handle(command, &mut touched),
+                    Ok(None) => stop = true,
+                    Err(_) => {}
+                }
+                let mut taken = 1;
+                while !stop && taken < MAX_ROUND_COMMANDS {
+                    let Ok(command) = receiver.try_recv() else { break };
+                    stop |= self.handle(command, &mut touched);
+                    taken += 1;
+                }
+                if tokio::time::Instant::now() >= next_tick {
+                    next_tick = tokio::time::Instant::now() + TICK;
+                    let now = Instant::now();
+                    for (id, hosted) in &mut self.replicas {
+                        hosted.replica.tick();
+                        hosted.replica.expire_waiting(now);
+                        touched.insert(id.clone());
+                    }
+                }
+                if let Err(err) = self.round(&touched) {
+                    tracing::error!(cause = %err, "a replicated write failed; this server stops replicating");
+                    stop = true;
+                }
+                if stop {
+                    for hosted in self.replicas.values_mut() {
+                        hosted.replica.fail_waiting(|| ReplicationError::Stopped);
+                    }
+                    // Dropping the receiver fails every command still queued.
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Takes one command in; true for [`Command::Stop`].
+    fn handle(&mut self, command: Command, touched: &mut FxHashSet<GroupId>) -> bool {
+        match command {
+            Command::Host(hosting, reply) => {
+                let id = hosting.id.clone();
+                let _ = reply.send(self.host(hosting));
+                touched.insert(id);
+            }
+            Command::Propose { group, entries, reply } => match self.replicas.get_mut(&group) {
+                Some(hosted) => {
+                    hosted.replica.propose(entries, self.clock.now_ms(), reply);
+                    touched.insert(group);
+                }
+                None => {
+                    let _ = reply.send(Err(ReplicationError::NotHosted(group)));
+                }
+            },
+            Command::Deliver(envelopes) => {
+                for envelope in envelopes {
+                    if let Some(hosted) = self.replicas.get_mut(&envelope.group) {
+                        hosted.replica.step(envelope.message);
+                        touched.insert(envelope.group);
+                    }
+                }
+            }
+            Command::Campaign(group) => {
+                if let Some(hosted) = self.replicas.get_mut(&group) {
+                    if let Err(err) = hosted.replica.campaign() {
+                        tracing::warn!(%group, cause = %err, "campaign refused");
+                    }
+                    touched.insert(group);
+                }
+            }
+            Command::TransferLeader(group, to) => {
+                if let Some(hosted) = self.replicas.get_mut(&group) {
+                    hosted.replica.transfer_leader(to);
+                    touched.insert(group);
+                }
+            }
+            Command::Status(reply) => {
+                let status = self
+                    .replicas
+                    .values()
+                    .map(|h| GroupStatus {
+                        id: h.replica.id.clone(),
+                        leader_here: h.replica.is_leader(),
+                        leader: h.replica.leader(),
+                        term: h.replica.term(),
+                        voters: h.replica.voters(),
+                    })
+                    .collect();
+                let _ = reply.send(status);
+            }
+            Command::Stop => return true,
+        }
+        false
+    }
+
+    fn host(&mut self, hosting: Hosting) -> Result<(), ReplicationError> {
+        if self.replicas.contains_key(&hosting.id) {
+            return Ok(());
+        }
+        let shard = hosting.id.shard;
+        let shard_log = hosting.stream.log(shard).ok_or_else(|| ReplicationError::NotHosted(hosting.id.clone()))?;
+        let key = ShardKey { stream: hosting.stream.id, shard };
+        let log = JournalRaftLog::open(
+            self.journal.clone(),
+            self.engine.clone(),
+            self.clock.clone(),
+            key,
+            hosting.stream.retention_class(),
+        )?;
+        let mut replica =
+            Replica::open(hosting.id.clone(), self.me, hosting.voters, Arc::new(log), shard_log, &self.logger)?;
+        if hosting.campaign_if_new && replica.is_blank() {
+            replica.campaign()?;
+        }
+        self.replicas.insert(hosting.id, Hosted { replica, published_leader: None });
+        Ok(())
+    }
+
+    /// Persists and sends what the touched groups have ready (see the module docs).
+    fn round(&mut self, touched: &FxHashSet<GroupId>) -> Result<(), ReplicationError> {
+        let mut journal = Group::new();
+        let mut meta = WriteBatch::new();
+        let mut sync_meta = false;
+        let mut outbox: FxHashMap<u64, Vec<Envelope>> = FxHashMap::default();
+        let mut persisting = Vec::new();
+        for id in touched {
+            let Some(hosted) = self.replicas.get_mut(id) else { continue };
+            let mut send = |messages: Vec<Message>| route(&mut outbox, id, messages);
+            if let Some(ready) = hosted.replica.stage(&mut journal, &mut meta, &mut sync_meta, &mut send)? {
+                persisting.push((id, ready));
+            }
+        }
+        if !journal.is_empty() {
+            self.journal.commit(journal, self.clock.now_ms()).map_err(crate::raft_log::RaftLogError::from)?;
+        }
+        if !meta.is_empty() {
+            let durability = if sync_meta { Durability::Sync } else { Durability::Buffered };
+            self.engine.write(meta, durability).map_err(crate::raft_log::RaftLogError::from)?;
+        }
+        for (id, ready) in persisting {
+            let Some(hosted) = self.replicas.get_mut(id) else { continue };
+            let mut send = |messages: Vec<Message>| route(&mut outbox, id, messages);
+            hosted.replica.persisted(ready, &mut send);
+        }
+        for (to, envelopes) in outbox {
+            self.transport.send(to, envelopes);
+        }
+        self.publish_leaders(touched);
+        Ok(())
+    }
+
+    /// Publishes, for routing, the leaders of touched groups that changed.
+    fn publish_leaders(&mut self, touched: &FxHashSet<GroupId>) {
+        let mut changed = Vec::new();
+        for id in touched {
+            let Some(hosted) = self.replicas.get_mut(id) else { continue };
+            let leader = hosted.replica.leader();
+            if leader != hosted.published_leader {
+                hosted.published_leader = leader;
+                changed.push((id.clone(), leader));
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let mut leaders = self.known_leaders.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (id, leader) in changed {
+            match leader {
+                Some(leader) => leaders.insert(id, leader),
+                None => leaders.remove(&id),
+            };
+        }
+    }
+}
+
+/// Queues `messages` of group `id` for their servers.
+fn route(outbox: &mut FxHashMap<u64, Vec<Envelope>>, id: &GroupId, messages: Vec<Message>) {
+    for message in messages {
+        outbox.entry(message.to).or_default().push(Envelope { group: id.clone(), message });
+    }
+}
