@@ -22,7 +22,19 @@ pub struct Pass {
 /// Deletes every journal segment whose records have all expired as of `now_ms`.
 pub fn enforce(engine: &dyn KvEngine, catalog: &Catalog, now_ms: u64) -> Result<Pass> {
     let streams: HashMap<u64, _> = catalog.list().into_iter().filter(|s| !s.is_deleted()).map(|s| (s.id, s)).collect();
-    let retention_of = |id: u64| streams.get(&id).map(|s| s.def().retention_ms());
+    // A replicated shard's frames are its Raft log: deleting them under raft-rs needs a
+    // snapshot to stand for them, which is not built yet, so segments holding a replicated
+    // stream's frames are kept (its expired records are still never read: reads filter on
+    // arrival time).
+    let retention_of = |id: u64| {
+        streams.get(&id).map(|s| {
+            let def = s.def();
+            match def.placement.as_ref().is_some_and(|p| !p.replicas.is_empty()) {
+                true => u64::MAX,
+                false => def.retention_ms(),
+            }
+        })
+    };
     let mut keep_progress = |shards: &ShardSet| {
         let mut batch = WriteBatch::new();
         for key in shards {

@@ -4,6 +4,7 @@
 
 pub mod crash;
 pub mod kube;
+pub mod replicated;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -209,6 +210,11 @@ impl Server {
             child.wait()?;
         }
         Ok(())
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// True while the process runs (it was not killed or stopped by the test).

@@ -76,6 +76,7 @@ impl Node {
     /// Hosts the Raft group of every replicated shard of `stream` this server holds a replica
     /// of (a no-op for those hosted already), after telling the transport where its peers are.
     pub(crate) async fn host_replicas(&self, stream: &Arc<Stream>) -> Result<()> {
+        let mut first_failure = None;
         let (Some(replication), Some(me)) = (&self.replication, self.cluster_id()) else { return Ok(()) };
         let Some(placement) = stream.def().placement.clone() else { return Ok(()) };
         for (&shard, replicas) in &placement.replicas {
@@ -93,9 +94,13 @@ impl Node {
                 voters: replicas.iter().map(|id| replication::raft_id(id)).collect(),
                 campaign_if_new: replicas.first().is_some_and(|first| first == me),
             };
-            replication.replicator.host(hosting).await.map_err(Error::from)?;
+            // One shard that cannot be hosted does not keep the others from being hosted.
+            if let Err(err) = replication.replicator.host(hosting).await {
+                tracing::error!(stream = %stream.name, shard, cause = %err, "replica not hosted");
+                first_failure.get_or_insert(Error::from(err));
+            }
         }
-        Ok(())
+        first_failure.map_or(Ok(()), Err)
     }
 
     /// The replicas of `stream` this server holds, with the leader each knows of.

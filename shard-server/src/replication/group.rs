@@ -114,6 +114,11 @@ impl Replica {
         })
     }
 
+    /// True when `id` is a voter of the group.
+    pub fn has_voter(&self, id: u64) -> bool {
+        self.node.raft.prs().conf().voters().contains(id)
+    }
+
     /// True when this replica leads its group.
     pub fn is_leader(&self) -> bool {
         self.node.raft.state == StateRole::Leader
@@ -192,6 +197,14 @@ impl Replica {
         }
         let index = self.node.raft.raft_log.last_index();
         let term = self.node.raft.term;
+        // Puts still waiting at this index or above had their entries replaced (this leader's
+        // log was cut back while it followed): they will never commit.
+        while self.waiting.back().is_some_and(|w| w.index >= index) {
+            if let Some(replaced) = self.waiting.pop_back() {
+                let err = ReplicationError::NotCommitted(self.id.clone(), "a new leader replaced the entry");
+                let _ = replaced.reply.send(Err(err));
+            }
+        }
         self.proposed = Some((first_counter + u64::from(count) - 1, arrival_ms));
         self.waiting.push_back(Waiting { index, term, since: Instant::now(), results, reply });
     }
@@ -211,7 +224,7 @@ impl Replica {
     pub fn expire_waiting(&mut self, now: Instant) {
         while self.waiting.front().is_some_and(|w| now.duration_since(w.since) > COMMIT_TIMEOUT) {
             if let Some(waiting) = self.waiting.pop_front() {
-                let err = ReplicationError::NotCommitted(self.id.clone(), "no majority within the commit timeout");
+                let err = ReplicationError::Unknown(self.id.clone());
                 let _ = waiting.reply.send(Err(err));
             }
         }
@@ -238,7 +251,8 @@ impl Replica {
         let mut ready = self.node.ready();
         send(ready.take_messages());
         if !ready.snapshot().is_empty() {
-            tracing::error!(group = %self.id, "a snapshot arrived; this server cannot install snapshots yet");
+            // Advancing past it would tell raft-rs the log holds what it does not.
+            return Err(ReplicationError::Unsupported(format!("a snapshot for shard {} arrived", self.id)));
         }
         let committed = ready.take_committed_entries();
         let log = self.node.store().log().clone();

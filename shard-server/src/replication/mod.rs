@@ -69,6 +69,12 @@ pub enum ReplicationError {
     /// The entry was not committed: a leader change took it back, or it waited too long.
     #[error("the write to shard {0} was not committed ({1}); retry it")]
     NotCommitted(GroupId, &'static str),
+    /// The put waited longer than the commit timeout: its entry may or may not commit later.
+    #[error("the write to shard {0} was not confirmed within the commit timeout; it may or may not be stored")]
+    Unknown(GroupId),
+    /// Something this server cannot do yet.
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
     /// Raft refused the call.
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),

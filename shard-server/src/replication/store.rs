@@ -86,6 +86,7 @@ enum Command {
     Host(Hosting, oneshot::Sender<Result<(), ReplicationError>>),
     Propose { group: GroupId, entries: Vec<PutEntry>, reply: oneshot::Sender<Result<Vec<Appended>, ReplicationError>> },
     Deliver(Vec<Envelope>),
+    Unhost(String),
     Campaign(GroupId),
     TransferLeader(GroupId, u64),
     Status(oneshot::Sender<Vec<GroupStatus>>),
@@ -127,7 +128,15 @@ impl Replicator {
             known_leaders: leaders.clone(),
             logger: logging::logger(),
         };
-        let thread = std::thread::Builder::new().name("shardline-raft".into()).spawn(move || store.run(receiver))?;
+        let thread = std::thread::Builder::new().name("shardline-raft".into()).spawn(move || {
+            // raft-rs stops with a panic on a log that contradicts what it committed. Without the
+            // loop this server would keep routing to replicas that no longer answer: it exits, to
+            // be restarted (its durable state is intact).
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.run(receiver))).is_err() {
+                tracing::error!("the replication loop panicked; the server exits");
+                std::process::exit(70);
+            }
+        })?;
         Ok(Self { me, queue, thread: Mutex::new(Some(thread)), leaders })
     }
 
@@ -166,6 +175,13 @@ impl Replicator {
         self.queue.try_send(Command::Deliver(envelopes)).is_ok()
     }
 
+    /// Stops hosting every group of stream `stream` (deleted or released); puts waiting on
+    /// them are answered with a retryable error. Its frames stay in the journal until the
+    /// stream's data is erased.
+    pub async fn unhost(&self, stream: &str) -> Result<(), ReplicationError> {
+        self.send(Command::Unhost(stream.to_owned())).await
+    }
+
     /// Makes this server's replica of `group` stand for election.
     pub async fn campaign(&self, group: GroupId) -> Result<(), ReplicationError> {
         self.send(Command::Campaign(group)).await
@@ -202,6 +218,8 @@ struct Hosted {
     replica: Replica,
     /// The leader last published for routing.
     published_leader: Option<u64>,
+    /// Id of the stream (on this server) the replica writes to.
+    stream_id: u64,
 }
 
 struct StoreLoop {
@@ -283,11 +301,27 @@ impl StoreLoop {
             },
             Command::Deliver(envelopes) => {
                 for envelope in envelopes {
+                    // Only messages for this server from a voter of the group are taken.
+                    if envelope.message.to != self.me {
+                        continue;
+                    }
                     if let Some(hosted) = self.replicas.get_mut(&envelope.group) {
-                        hosted.replica.step(envelope.message);
-                        touched.insert(envelope.group);
+                        if hosted.replica.has_voter(envelope.message.from) {
+                            hosted.replica.step(envelope.message);
+                            touched.insert(envelope.group);
+                        }
                     }
                 }
+            }
+            Command::Unhost(stream) => {
+                self.replicas.retain(|id, hosted| {
+                    let keep = id.stream != stream;
+                    if !keep {
+                        hosted.replica.fail_waiting(|| ReplicationError::NotHosted(id.clone()));
+                    }
+                    keep
+                });
+                self.known_leaders.write().unwrap_or_else(|p| p.into_inner()).retain(|id, _| id.stream != stream);
             }
             Command::Campaign(group) => {
                 if let Some(hosted) = self.replicas.get_mut(&group) {
@@ -323,8 +357,11 @@ impl StoreLoop {
     }
 
     fn host(&mut self, hosting: Hosting) -> Result<(), ReplicationError> {
-        if self.replicas.contains_key(&hosting.id) {
-            return Ok(());
+        match self.replicas.get_mut(&hosting.id) {
+            Some(hosted) if hosted.stream_id == hosting.stream.id => return Ok(()),
+            // A stream of the same name created again: the old group goes.
+            Some(hosted) => hosted.replica.fail_waiting(|| ReplicationError::NotHosted(hosting.id.clone())),
+            None => {}
         }
         let shard = hosting.id.shard;
         let shard_log = hosting.stream.log(shard).ok_or_else(|| ReplicationError::NotHosted(hosting.id.clone()))?;
@@ -341,7 +378,7 @@ impl StoreLoop {
         if hosting.campaign_if_new && replica.is_blank() {
             replica.campaign()?;
         }
-        self.replicas.insert(hosting.id, Hosted { replica, published_leader: None });
+        self.replicas.insert(hosting.id, Hosted { replica, published_leader: None, stream_id: hosting.stream.id });
         Ok(())
     }
 

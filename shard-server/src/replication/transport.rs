@@ -16,8 +16,8 @@ use tonic::transport::Endpoint;
 
 use super::{Envelope, GroupId, Transport};
 
-/// Batches waiting for one peer's link.
-const LINK_QUEUE: usize = 1024;
+/// Batches waiting for one peer's link (most are small; at most 64 × 8 MiB).
+const LINK_QUEUE: usize = 64;
 /// Pause before opening a broken link again.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 /// How often a link is pinged and how long the answer may take: a peer that stops answering
