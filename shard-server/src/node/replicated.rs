@@ -31,8 +31,9 @@ impl Replication {
         clock: Arc<dyn crate::clock::Clock>,
         bearer: &crate::credential::PeerBearer,
     ) -> std::io::Result<Self> {
-        let transport = Arc::new(GrpcTransport::new(bearer.header_value().to_owned()));
-        let replicator = Replicator::start(replication::raft_id(me), journal, engine, clock, transport.clone())?;
+        let id = replication::raft_id(me);
+        let transport = Arc::new(GrpcTransport::new(id, bearer.header_value().to_owned()));
+        let replicator = Replicator::start(id, journal, engine, clock, transport.clone())?;
         Ok(Self { replicator, transport })
     }
 }

@@ -23,6 +23,14 @@ use crate::stream::ShardLog;
 pub const ELECTION_TICKS: usize = 10;
 /// Ticks between a leader's heartbeats.
 pub const HEARTBEAT_TICKS: usize = 2;
+/// Ticks a leader goes without a proposal, everything committed and every follower matched,
+/// before its group sleeps (no ticks, no heartbeats): followers have had the last commit
+/// index in several heartbeats by then.
+const LEADER_SLEEP_TICKS: u32 = 20;
+/// Ticks a follower goes without a message before it sleeps too, while its leader's server is
+/// heard from (fewer than the election timeout's ticks, so it never stands for election on the
+/// way to sleep).
+const FOLLOWER_SLEEP_TICKS: u32 = 3;
 /// Most bytes of entries in one append message.
 const MAX_MESSAGE_BYTES: u64 = 1 << 20;
 /// Append messages in flight to one follower.
@@ -64,6 +72,10 @@ pub struct Replica {
     stored_vote: (u64, u64),
     /// A commit index to store with the next round's writes.
     commit_to_store: Option<u64>,
+    /// Ticks since the last message from a peer.
+    quiet_ticks: u32,
+    /// Ticks this replica has led without a proposal.
+    idle_leader_ticks: u32,
 }
 
 impl std::fmt::Debug for Replica {
@@ -111,6 +123,8 @@ impl Replica {
             stored_commit: hard_state.commit,
             stored_vote: (hard_state.term, hard_state.vote),
             commit_to_store: None,
+            quiet_ticks: 0,
+            idle_leader_ticks: 0,
         })
     }
 
@@ -157,10 +171,35 @@ impl Replica {
     /// Advances the group's logical clock one tick.
     pub fn tick(&mut self) {
         self.node.tick();
+        self.quiet_ticks = self.quiet_ticks.saturating_add(1);
+        self.idle_leader_ticks = if self.is_leader() { self.idle_leader_ticks.saturating_add(1) } else { 0 };
+    }
+
+    /// True when the group may stop ticking: nothing waits, nothing is ready, and either this
+    /// replica leads, has been idle [`LEADER_SLEEP_TICKS`], everything is committed and every
+    /// follower has it all; or it follows a leader whose server `heard` says is up and has had
+    /// no message for [`FOLLOWER_SLEEP_TICKS`]. A message for the group, a proposal, or its
+    /// leader's server going silent wakes it again.
+    pub fn may_sleep(&self, heard: &dyn Fn(u64) -> bool) -> bool {
+        if !self.waiting.is_empty() || self.node.has_ready() {
+            return false;
+        }
+        let raft = &self.node.raft;
+        let last = raft.raft_log.last_index();
+        match raft.state {
+            StateRole::Leader => {
+                self.idle_leader_ticks >= LEADER_SLEEP_TICKS
+                    && raft.raft_log.committed == last
+                    && raft.prs().iter().all(|(_, progress)| progress.matched == last)
+            }
+            StateRole::Follower => self.quiet_ticks >= FOLLOWER_SLEEP_TICKS && self.leader().is_some_and(heard),
+            StateRole::Candidate | StateRole::PreCandidate => false,
+        }
     }
 
     /// Steps a message from a peer in.
     pub fn step(&mut self, message: Message) {
+        self.quiet_ticks = 0;
         if let Err(err) = self.node.step(message) {
             tracing::debug!(group = %self.id, cause = %err, "raft message refused");
         }
@@ -191,6 +230,7 @@ impl Replica {
             frame::push_record(&mut payload, entry.partition_key.as_bytes(), &entry.data);
             results.push(Appended { shard: self.id.shard, counter: first_counter + n as u64, arrival_ms });
         }
+        self.idle_leader_ticks = 0;
         if let Err(err) = self.node.propose(Vec::new(), payload) {
             let _ = reply.send(Err(ReplicationError::from(err)));
             return;

@@ -36,6 +36,9 @@ pub const TICK: Duration = Duration::from_millis(100);
 const QUEUE_DEPTH: usize = 4096;
 /// Most commands taken into one round.
 const MAX_ROUND_COMMANDS: usize = 4096;
+/// A peer not heard from for this long (its pings come every tick) is taken for gone: the
+/// sleeping groups it leads wake, and their followers elect a new leader.
+pub const SILENT_AFTER: Duration = Duration::from_millis(1000);
 
 /// A Raft message of one group.
 #[derive(Debug, Clone)]
@@ -80,12 +83,14 @@ pub struct GroupStatus {
     pub term: u64,
     /// Voters.
     pub voters: Vec<u64>,
+    /// False while the group sleeps (no ticks, no heartbeats).
+    pub awake: bool,
 }
 
 enum Command {
     Host(Hosting, oneshot::Sender<Result<(), ReplicationError>>),
     Propose { group: GroupId, entries: Vec<PutEntry>, reply: oneshot::Sender<Result<Vec<Appended>, ReplicationError>> },
-    Deliver(Vec<Envelope>),
+    Deliver(u64, Vec<Envelope>),
     Unhost(String),
     Campaign(GroupId),
     TransferLeader(GroupId, u64),
@@ -125,6 +130,10 @@ impl Replicator {
             clock,
             transport,
             replicas: FxHashMap::default(),
+            awake: FxHashSet::default(),
+            peers: FxHashSet::default(),
+            heard: FxHashMap::default(),
+            started: Instant::now(),
             known_leaders: leaders.clone(),
             logger: logging::logger(),
         };
@@ -164,15 +173,15 @@ impl Replicator {
         answer.await.map_err(|_| ReplicationError::Stopped)?
     }
 
-    /// Hands messages from a peer to their groups.
-    pub async fn deliver(&self, envelopes: Vec<Envelope>) -> Result<(), ReplicationError> {
-        self.send(Command::Deliver(envelopes)).await
+    /// Hands messages from the server with Raft id `from` to their groups (none: its ping).
+    pub async fn deliver(&self, from: u64, envelopes: Vec<Envelope>) -> Result<(), ReplicationError> {
+        self.send(Command::Deliver(from, envelopes)).await
     }
 
     /// Hands messages from a peer to their groups without waiting: false when the loop's queue
     /// is full or the loop has stopped (the messages are dropped; Raft sends again).
-    pub fn try_deliver(&self, envelopes: Vec<Envelope>) -> bool {
-        self.queue.try_send(Command::Deliver(envelopes)).is_ok()
+    pub fn try_deliver(&self, from: u64, envelopes: Vec<Envelope>) -> bool {
+        self.queue.try_send(Command::Deliver(from, envelopes)).is_ok()
     }
 
     /// Stops hosting every group of stream `stream` (deleted or released); puts waiting on
@@ -229,6 +238,14 @@ struct StoreLoop {
     clock: Arc<dyn Clock>,
     transport: Arc<dyn Transport>,
     replicas: FxHashMap<GroupId, Hosted>,
+    /// Groups that tick (the others sleep: see [`StoreLoop::may_sleep`]).
+    awake: FxHashSet<GroupId>,
+    /// Servers this one shares a group with.
+    peers: FxHashSet<u64>,
+    /// When each peer was last heard from (any batch, its pings included).
+    heard: FxHashMap<u64, Instant>,
+    /// When the loop started: a peer not heard from since is silent after [`SILENT_AFTER`].
+    started: Instant,
     known_leaders: Arc<RwLock<HashMap<GroupId, u64>>>,
     logger: slog::Logger,
 }
@@ -258,16 +275,23 @@ impl StoreLoop {
                     stop |= self.handle(command, &mut touched);
                     taken += 1;
                 }
-                if tokio::time::Instant::now() >= next_tick {
+                // Whatever a command touched is awake: it ticks until it may sleep again.
+                self.awake.extend(touched.iter().filter(|id| self.replicas.contains_key(*id)).cloned());
+                let ticked = tokio::time::Instant::now() >= next_tick;
+                if ticked {
                     next_tick = tokio::time::Instant::now() + TICK;
                     let now = Instant::now();
-                    for (id, hosted) in &mut self.replicas {
-                        hosted.replica.tick();
-                        hosted.replica.expire_waiting(now);
-                        touched.insert(id.clone());
+                    self.wake_groups_of_silent_peers(now);
+                    self.awake.retain(|id| self.replicas.contains_key(id));
+                    for id in &self.awake {
+                        if let Some(hosted) = self.replicas.get_mut(id) {
+                            hosted.replica.tick();
+                            hosted.replica.expire_waiting(now);
+                            touched.insert(id.clone());
+                        }
                     }
                 }
-                if let Err(err) = self.round(&touched) {
+                if let Err(err) = self.round(&touched, ticked) {
                     tracing::error!(cause = %err, "a replicated write failed; this server stops replicating");
                     stop = true;
                 }
@@ -299,7 +323,8 @@ impl StoreLoop {
                     let _ = reply.send(Err(ReplicationError::NotHosted(group)));
                 }
             },
-            Command::Deliver(envelopes) => {
+            Command::Deliver(from, envelopes) => {
+                self.heard.insert(from, Instant::now());
                 for envelope in envelopes {
                     // Only messages for this server from a voter of the group are taken.
                     if envelope.message.to != self.me {
@@ -347,6 +372,7 @@ impl StoreLoop {
                         leader: h.replica.leader(),
                         term: h.replica.term(),
                         voters: h.replica.voters(),
+                        awake: self.awake.contains(&h.replica.id),
                     })
                     .collect();
                 let _ = reply.send(status);
@@ -374,16 +400,39 @@ impl StoreLoop {
             hosting.stream.retention_class(),
         )?;
         let mut replica =
-            Replica::open(hosting.id.clone(), self.me, hosting.voters, Arc::new(log), shard_log, &self.logger)?;
+            Replica::open(hosting.id.clone(), self.me, hosting.voters.clone(), Arc::new(log), shard_log, &self.logger)?;
+        self.peers.extend(hosting.voters.iter().copied().filter(|&id| id != self.me));
         if hosting.campaign_if_new && replica.is_blank() {
             replica.campaign()?;
         }
+
         self.replicas.insert(hosting.id, Hosted { replica, published_leader: None, stream_id: hosting.stream.id });
         Ok(())
     }
 
-    /// Persists and sends what the touched groups have ready (see the module docs).
-    fn round(&mut self, touched: &FxHashSet<GroupId>) -> Result<(), ReplicationError> {
+    /// True when `peer` was heard from within [`SILENT_AFTER`].
+    fn is_heard(&self, peer: u64, now: Instant) -> bool {
+        let last = self.heard.get(&peer).copied().unwrap_or(self.started);
+        now.duration_since(last) < SILENT_AFTER
+    }
+
+    /// Wakes every sleeping group led by a peer that has gone silent (dead, stopped, cut off),
+    /// so its followers tick and elect a new leader.
+    fn wake_groups_of_silent_peers(&mut self, now: Instant) {
+        let silent: FxHashSet<u64> = self.peers.iter().copied().filter(|&p| !self.is_heard(p, now)).collect();
+        if silent.is_empty() {
+            return;
+        }
+        for (id, hosted) in &self.replicas {
+            if hosted.replica.leader().is_some_and(|leader| silent.contains(&leader)) && !self.awake.contains(id) {
+                self.awake.insert(id.clone());
+            }
+        }
+    }
+
+    /// Persists and sends what the touched groups have ready (see the module docs); on a tick
+    /// round, also pings every peer it sent nothing to and lets idle groups sleep.
+    fn round(&mut self, touched: &FxHashSet<GroupId>, ticked: bool) -> Result<(), ReplicationError> {
         let mut journal = Group::new();
         let mut meta = WriteBatch::new();
         let mut sync_meta = false;
@@ -408,10 +457,29 @@ impl StoreLoop {
             let mut send = |messages: Vec<Message>| route(&mut outbox, id, messages);
             hosted.replica.persisted(ready, &mut send);
         }
+        if ticked {
+            for &peer in &self.peers {
+                outbox.entry(peer).or_default();
+            }
+        }
         for (to, envelopes) in outbox {
             self.transport.send(to, envelopes);
         }
         self.publish_leaders(touched);
+        if ticked {
+            let now = Instant::now();
+            let asleep: Vec<GroupId> = self
+                .awake
+                .iter()
+                .filter(|id| {
+                    self.replicas.get(*id).is_some_and(|h| h.replica.may_sleep(&|leader| self.is_heard(leader, now)))
+                })
+                .cloned()
+                .collect();
+            for id in asleep {
+                self.awake.remove(&id);
+            }
+        }
         Ok(())
     }
 

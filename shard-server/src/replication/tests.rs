@@ -42,7 +42,7 @@ impl Transport for MeshTransport {
             return;
         }
         if let Some(server) = self.mesh.servers.read().expect("servers").get(&to) {
-            server.try_deliver(envelopes);
+            server.try_deliver(self.from, envelopes);
         }
     }
 }
@@ -249,4 +249,39 @@ async fn a_restarted_replica_publishes_only_committed_records_and_catches_up() {
     for server in &servers {
         assert_eq!(published(server), expected);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_group_sleeps_and_wakes_when_its_leaders_server_goes_silent() {
+    let mesh = Arc::new(Mesh::default());
+    let servers = cluster(&mesh).await;
+    let old = leader(&servers, &mesh).await;
+    servers[old].replicator.propose(group(), records("a", 5)).await.expect("put");
+    converge(&servers.iter().collect::<Vec<_>>(), 5).await;
+
+    // Idle: leader and followers stop ticking (the servers still ping each other).
+    let mut asleep = false;
+    for _ in 0..100 {
+        let mut awake = 0;
+        for server in &servers {
+            awake += server.replicator.status().await.expect("status").iter().filter(|s| s.awake).count();
+        }
+        if awake == 0 {
+            asleep = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(asleep, "every replica of an idle group sleeps within 10 s");
+
+    // A put wakes the sleeping group and commits.
+    let appended = servers[old].replicator.propose(group(), records("b", 1)).await.expect("put after sleeping");
+    assert_eq!(appended[0].counter, 6);
+
+    // The leader's server goes silent: its followers wake, elect, and take puts.
+    mesh.cut.lock().expect("cut").insert(servers[old].id);
+    let new = leader(&servers, &mesh).await;
+    assert_ne!(new, old);
+    let appended = servers[new].replicator.propose(group(), records("c", 1)).await.expect("put on the new leader");
+    assert_eq!(appended[0].counter, 7);
 }

@@ -36,6 +36,7 @@ struct Link {
 
 /// The gRPC transport of one server.
 pub struct GrpcTransport {
+    me: u64,
     links: RwLock<HashMap<u64, Link>>,
     bearer: String,
 }
@@ -47,9 +48,10 @@ impl std::fmt::Debug for GrpcTransport {
 }
 
 impl GrpcTransport {
-    /// A transport whose calls present `bearer` (the `authorization` value: `Bearer TOKEN`).
-    pub fn new(bearer: String) -> Self {
-        Self { links: RwLock::new(HashMap::new()), bearer }
+    /// The transport of the server with Raft id `me`, whose calls present `bearer` (the
+    /// `authorization` value: `Bearer TOKEN`).
+    pub fn new(me: u64, bearer: String) -> Self {
+        Self { me, links: RwLock::new(HashMap::new()), bearer }
     }
 
     /// Makes `address` (internal `host:port`) the way to the server with Raft id `id`. Must
@@ -73,7 +75,8 @@ impl Transport for GrpcTransport {
             tracing::debug!(to, "no address for a Raft peer; messages dropped");
             return;
         };
-        let mut batch = pb::RaftBatch::default();
+        let ping = envelopes.is_empty();
+        let mut batch = pb::RaftBatch { from: self.me, ..Default::default() };
         let mut bytes = 0;
         for envelope in envelopes {
             let message = match envelope.message.write_to_bytes() {
@@ -90,26 +93,28 @@ impl Transport for GrpcTransport {
                 message,
             });
             if bytes >= MAX_BATCH_BYTES {
-                let _ = link.queue.try_send(std::mem::take(&mut batch));
+                let full = std::mem::replace(&mut batch, pb::RaftBatch { from: self.me, ..Default::default() });
+                let _ = link.queue.try_send(full);
                 bytes = 0;
             }
         }
-        if !batch.envelopes.is_empty() {
+        if ping || !batch.envelopes.is_empty() {
             let _ = link.queue.try_send(batch);
         }
     }
 }
 
-/// Decodes a batch a peer sent.
-pub fn decode(batch: pb::RaftBatch) -> Result<Vec<Envelope>, protobuf::ProtobufError> {
-    batch
+/// Decodes a batch a peer sent: its sender's Raft id and its messages.
+pub fn decode(batch: pb::RaftBatch) -> Result<(u64, Vec<Envelope>), protobuf::ProtobufError> {
+    let envelopes = batch
         .envelopes
         .into_iter()
         .map(|e| {
             let message = raft::prelude::Message::parse_from_bytes(&e.message)?;
             Ok(Envelope { group: GroupId { stream: e.stream_name, shard: e.shard }, message })
         })
-        .collect()
+        .collect::<Result<_, protobuf::ProtobufError>>()?;
+    Ok((batch.from, envelopes))
 }
 
 /// Carries batches from `queue` to the peer at `address` until the queue closes.

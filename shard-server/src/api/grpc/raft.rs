@@ -37,9 +37,9 @@ impl pb::raft_server::Raft for RaftService {
         };
         let mut batches = request.into_inner();
         while let Some(batch) = batches.message().await? {
-            let envelopes = replication::decode(batch)
+            let (from, envelopes) = replication::decode(batch)
                 .map_err(|err| Status::invalid_argument(format!("a Raft message does not decode: {err}")))?;
-            if replicator.deliver(envelopes).await.is_err() {
+            if replicator.deliver(from, envelopes).await.is_err() {
                 return Err(Status::unavailable("this server's replication has stopped"));
             }
         }
