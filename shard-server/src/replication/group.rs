@@ -20,7 +20,7 @@ use crate::stream::ShardLog;
 
 /// Ticks without a heartbeat before a follower stands for election (randomized up to twice
 /// that by raft-rs).
-pub const ELECTION_TICKS: usize = 10;
+pub const ELECTION_TICKS: usize = 8;
 /// Ticks between a leader's heartbeats.
 pub const HEARTBEAT_TICKS: usize = 2;
 /// Ticks a leader goes without a proposal, everything committed and every follower matched,
@@ -55,7 +55,6 @@ struct Waiting {
 /// What a round leaves to do once the journal commit is durable.
 pub struct Persisting {
     ready: raft::Ready,
-    committed: Vec<Entry>,
 }
 
 /// One hosted replica.
@@ -76,6 +75,9 @@ pub struct Replica {
     quiet_ticks: u32,
     /// Ticks this replica has led without a proposal.
     idle_leader_ticks: u32,
+    /// Whether the last message came from the leader this replica follows (a follower woken by
+    /// anyone else, a candidate's pre-vote say, stays awake until its leader is heard again).
+    last_from_leader: bool,
 }
 
 impl std::fmt::Debug for Replica {
@@ -125,7 +127,13 @@ impl Replica {
             commit_to_store: None,
             quiet_ticks: 0,
             idle_leader_ticks: 0,
+            last_from_leader: false,
         })
+    }
+
+    /// True when Raft has something for the store loop to do (persist, send, apply).
+    pub fn has_ready(&self) -> bool {
+        self.node.has_ready()
     }
 
     /// True when `id` is a voter of the group.
@@ -187,22 +195,45 @@ impl Replica {
         let raft = &self.node.raft;
         let last = raft.raft_log.last_index();
         match raft.state {
+            // Every follower that is up has every entry and knows the commit index (a follower
+            // that is down catches up when it returns: its campaign wakes the group), and no
+            // leadership transfer is under way.
             StateRole::Leader => {
+                let committed = raft.raft_log.committed;
                 self.idle_leader_ticks >= LEADER_SLEEP_TICKS
-                    && raft.raft_log.committed == last
-                    && raft.prs().iter().all(|(_, progress)| progress.matched == last)
+                    && committed == last
+                    && raft.lead_transferee.is_none()
+                    && raft.prs().iter().all(|(&id, progress)| {
+                        id == raft.id
+                            || !heard(id)
+                            || (progress.matched == last && progress.committed_index >= committed)
+                    })
             }
-            StateRole::Follower => self.quiet_ticks >= FOLLOWER_SLEEP_TICKS && self.leader().is_some_and(heard),
+            StateRole::Follower => {
+                self.quiet_ticks >= FOLLOWER_SLEEP_TICKS && self.last_from_leader && self.leader().is_some_and(heard)
+            }
             StateRole::Candidate | StateRole::PreCandidate => false,
+        }
+    }
+
+    /// The group was asleep and wakes: a leader heartbeats at once and stays awake at least
+    /// [`LEADER_SLEEP_TICKS`], so whoever woke it hears from it.
+    pub fn wake(&mut self) {
+        self.idle_leader_ticks = 0;
+        self.quiet_ticks = 0;
+        if self.is_leader() {
+            self.node.ping();
         }
     }
 
     /// Steps a message from a peer in.
     pub fn step(&mut self, message: Message) {
         self.quiet_ticks = 0;
+        let from = message.from;
         if let Err(err) = self.node.step(message) {
             tracing::debug!(group = %self.id, cause = %err, "raft message refused");
         }
+        self.last_from_leader = self.leader() == Some(from);
     }
 
     /// Proposes `entries` as one record batch, answering `reply` once it is committed. Only
@@ -294,7 +325,10 @@ impl Replica {
             // Advancing past it would tell raft-rs the log holds what it does not.
             return Err(ReplicationError::Unsupported(format!("a snapshot for shard {} arrived", self.id)));
         }
-        let committed = ready.take_committed_entries();
+        // raft-rs hands out only committed entries this replica has already persisted: they are
+        // applied (published, their puts answered) now, not after this round's fsync of newer
+        // entries.
+        self.apply(ready.take_committed_entries());
         let log = self.node.store().log().clone();
         if !ready.entries().is_empty() {
             let entries: Vec<_> = ready.entries().iter().map(storage::to_log_entry).collect::<Result<_, _>>()?;
@@ -308,7 +342,7 @@ impl Replica {
                 *sync_meta = true;
             }
         }
-        Ok(Some(Persisting { ready, committed }))
+        Ok(Some(Persisting { ready }))
     }
 
     fn stage_commit(&mut self, meta: &mut WriteBatch, commit: u64) {
@@ -322,12 +356,11 @@ impl Replica {
     }
 
     /// After the round's writes are durable: sends the messages that had to wait for them,
-    /// applies committed entries (publishing the watermark, answering puts) and advances.
+    /// advances, and applies what that commits (publishing the watermark, answering puts).
     pub fn persisted(&mut self, persisting: Persisting, send: &mut dyn FnMut(Vec<Message>)) {
-        let Persisting { mut ready, committed } = persisting;
+        let Persisting { mut ready } = persisting;
         self.proposed = None;
         send(ready.take_persisted_messages());
-        self.apply(committed);
         let mut light = self.node.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.commit_to_store = Some(commit);

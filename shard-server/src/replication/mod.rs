@@ -24,7 +24,7 @@ mod transport;
 
 pub use group::publish_committed;
 pub use store::{Envelope, GroupStatus, Hosting, Replicator, Transport, TICK};
-pub use transport::{decode, GrpcTransport, MAX_DECODED_BATCH};
+pub use transport::{decode, GrpcTransport, Sender, MAX_DECODED_BATCH};
 
 use md5::{Digest, Md5};
 

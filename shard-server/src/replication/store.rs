@@ -17,12 +17,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use raft::prelude::Message;
+use raft::prelude::{Message, MessageType};
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{mpsc, oneshot};
 
 use super::group::Replica;
-use super::{logging, GroupId, ReplicationError};
+use super::{logging, GroupId, ReplicationError, Sender};
 use crate::append::{Appended, Entry as PutEntry};
 use crate::clock::Clock;
 use crate::journal::{Group, Journal, ShardKey};
@@ -90,7 +90,7 @@ pub struct GroupStatus {
 enum Command {
     Host(Hosting, oneshot::Sender<Result<(), ReplicationError>>),
     Propose { group: GroupId, entries: Vec<PutEntry>, reply: oneshot::Sender<Result<Vec<Appended>, ReplicationError>> },
-    Deliver(u64, Vec<Envelope>),
+    Deliver(Sender, Vec<Envelope>),
     Unhost(String),
     Campaign(GroupId),
     TransferLeader(GroupId, u64),
@@ -133,6 +133,7 @@ impl Replicator {
             awake: FxHashSet::default(),
             peers: FxHashSet::default(),
             heard: FxHashMap::default(),
+            silent: FxHashSet::default(),
             started: Instant::now(),
             known_leaders: leaders.clone(),
             logger: logging::logger(),
@@ -173,14 +174,14 @@ impl Replicator {
         answer.await.map_err(|_| ReplicationError::Stopped)?
     }
 
-    /// Hands messages from the server with Raft id `from` to their groups (none: its ping).
-    pub async fn deliver(&self, from: u64, envelopes: Vec<Envelope>) -> Result<(), ReplicationError> {
+    /// Hands messages from server `from` to their groups (none: its ping).
+    pub async fn deliver(&self, from: Sender, envelopes: Vec<Envelope>) -> Result<(), ReplicationError> {
         self.send(Command::Deliver(from, envelopes)).await
     }
 
     /// Hands messages from a peer to their groups without waiting: false when the loop's queue
     /// is full or the loop has stopped (the messages are dropped; Raft sends again).
-    pub fn try_deliver(&self, from: u64, envelopes: Vec<Envelope>) -> bool {
+    pub fn try_deliver(&self, from: Sender, envelopes: Vec<Envelope>) -> bool {
         self.queue.try_send(Command::Deliver(from, envelopes)).is_ok()
     }
 
@@ -242,8 +243,10 @@ struct StoreLoop {
     awake: FxHashSet<GroupId>,
     /// Servers this one shares a group with.
     peers: FxHashSet<u64>,
-    /// When each peer was last heard from (any batch, its pings included).
-    heard: FxHashMap<u64, Instant>,
+    /// When each peer was last heard from (any batch, its pings included) and its incarnation.
+    heard: FxHashMap<u64, (Instant, u64)>,
+    /// Peers silent at the last tick (their groups were woken when they turned silent).
+    silent: FxHashSet<u64>,
     /// When the loop started: a peer not heard from since is silent after [`SILENT_AFTER`].
     started: Instant,
     known_leaders: Arc<RwLock<HashMap<GroupId, u64>>>,
@@ -276,7 +279,13 @@ impl StoreLoop {
                     taken += 1;
                 }
                 // Whatever a command touched is awake: it ticks until it may sleep again.
-                self.awake.extend(touched.iter().filter(|id| self.replicas.contains_key(*id)).cloned());
+                for id in &touched {
+                    if let Some(hosted) = self.replicas.get_mut(id) {
+                        if self.awake.insert(id.clone()) {
+                            hosted.replica.wake();
+                        }
+                    }
+                }
                 let ticked = tokio::time::Instant::now() >= next_tick;
                 if ticked {
                     next_tick = tokio::time::Instant::now() + TICK;
@@ -324,16 +333,26 @@ impl StoreLoop {
                 }
             },
             Command::Deliver(from, envelopes) => {
-                self.heard.insert(from, Instant::now());
+                let before = self.heard.insert(from.id, (Instant::now(), from.incarnation));
+                if before.is_some_and(|(_, incarnation)| incarnation != from.incarnation) {
+                    // The peer restarted: its replicas lead nothing now.
+                    self.wake_groups_led_by(&[from.id].into_iter().collect());
+                }
                 for envelope in envelopes {
-                    // Only messages for this server from a voter of the group are taken.
-                    if envelope.message.to != self.me {
+                    // Only messages for this server, from the server that sent the batch, a
+                    // voter of the group, are taken.
+                    if envelope.message.to != self.me || envelope.message.from != from.id {
                         continue;
                     }
                     if let Some(hosted) = self.replicas.get_mut(&envelope.group) {
                         if hosted.replica.has_voter(envelope.message.from) {
+                            // The answer to a sleeping leader's last heartbeat leaves it asleep
+                            // unless it has something to do about it (a follower behind).
+                            let answer = envelope.message.get_msg_type() == MessageType::MsgHeartbeatResponse;
                             hosted.replica.step(envelope.message);
-                            touched.insert(envelope.group);
+                            if !answer || self.awake.contains(&envelope.group) || hosted.replica.has_ready() {
+                                touched.insert(envelope.group);
+                            }
                         }
                     }
                 }
@@ -412,19 +431,26 @@ impl StoreLoop {
 
     /// True when `peer` was heard from within [`SILENT_AFTER`].
     fn is_heard(&self, peer: u64, now: Instant) -> bool {
-        let last = self.heard.get(&peer).copied().unwrap_or(self.started);
+        let last = self.heard.get(&peer).map_or(self.started, |(at, _)| *at);
         now.duration_since(last) < SILENT_AFTER
     }
 
-    /// Wakes every sleeping group led by a peer that has gone silent (dead, stopped, cut off),
-    /// so its followers tick and elect a new leader.
+    /// Wakes the sleeping groups led by a peer that has just gone silent (dead, stopped, cut
+    /// off), so their followers tick and elect a new leader. Once per silence, not every tick.
     fn wake_groups_of_silent_peers(&mut self, now: Instant) {
         let silent: FxHashSet<u64> = self.peers.iter().copied().filter(|&p| !self.is_heard(p, now)).collect();
-        if silent.is_empty() {
-            return;
+        let newly: FxHashSet<u64> = silent.difference(&self.silent).copied().collect();
+        self.silent = silent;
+        if !newly.is_empty() {
+            self.wake_groups_led_by(&newly);
         }
-        for (id, hosted) in &self.replicas {
-            if hosted.replica.leader().is_some_and(|leader| silent.contains(&leader)) && !self.awake.contains(id) {
+    }
+
+    /// Wakes every sleeping group whose leader is one of `leaders`.
+    fn wake_groups_led_by(&mut self, leaders: &FxHashSet<u64>) {
+        for (id, hosted) in &mut self.replicas {
+            if hosted.replica.leader().is_some_and(|leader| leaders.contains(&leader)) && !self.awake.contains(id) {
+                hosted.replica.wake();
                 self.awake.insert(id.clone());
             }
         }

@@ -42,7 +42,7 @@ impl Transport for MeshTransport {
             return;
         }
         if let Some(server) = self.mesh.servers.read().expect("servers").get(&to) {
-            server.try_deliver(self.from, envelopes);
+            server.try_deliver(Sender { id: self.from, incarnation: 1 }, envelopes);
         }
     }
 }

@@ -37,6 +37,7 @@ struct Link {
 /// The gRPC transport of one server.
 pub struct GrpcTransport {
     me: u64,
+    incarnation: u64,
     links: RwLock<HashMap<u64, Link>>,
     bearer: String,
 }
@@ -51,7 +52,7 @@ impl GrpcTransport {
     /// The transport of the server with Raft id `me`, whose calls present `bearer` (the
     /// `authorization` value: `Bearer TOKEN`).
     pub fn new(me: u64, bearer: String) -> Self {
-        Self { me, links: RwLock::new(HashMap::new()), bearer }
+        Self { me, incarnation: rand::random::<u64>() | 1, links: RwLock::new(HashMap::new()), bearer }
     }
 
     /// Makes `address` (internal `host:port`) the way to the server with Raft id `id`. Must
@@ -76,7 +77,8 @@ impl Transport for GrpcTransport {
             return;
         };
         let ping = envelopes.is_empty();
-        let mut batch = pb::RaftBatch { from: self.me, ..Default::default() };
+        let header = pb::RaftBatch { from: self.me, incarnation: self.incarnation, ..Default::default() };
+        let mut batch = header.clone();
         let mut bytes = 0;
         for envelope in envelopes {
             let message = match envelope.message.write_to_bytes() {
@@ -93,7 +95,7 @@ impl Transport for GrpcTransport {
                 message,
             });
             if bytes >= MAX_BATCH_BYTES {
-                let full = std::mem::replace(&mut batch, pb::RaftBatch { from: self.me, ..Default::default() });
+                let full = std::mem::replace(&mut batch, header.clone());
                 let _ = link.queue.try_send(full);
                 bytes = 0;
             }
@@ -104,8 +106,17 @@ impl Transport for GrpcTransport {
     }
 }
 
-/// Decodes a batch a peer sent: its sender's Raft id and its messages.
-pub fn decode(batch: pb::RaftBatch) -> Result<(u64, Vec<Envelope>), protobuf::ProtobufError> {
+/// Who sent a batch: its Raft id and its incarnation (random per process start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sender {
+    /// Raft id.
+    pub id: u64,
+    /// Incarnation.
+    pub incarnation: u64,
+}
+
+/// Decodes a batch a peer sent: its sender and its messages.
+pub fn decode(batch: pb::RaftBatch) -> Result<(Sender, Vec<Envelope>), protobuf::ProtobufError> {
     let envelopes = batch
         .envelopes
         .into_iter()
@@ -114,7 +125,7 @@ pub fn decode(batch: pb::RaftBatch) -> Result<(u64, Vec<Envelope>), protobuf::Pr
             Ok(Envelope { group: GroupId { stream: e.stream_name, shard: e.shard }, message })
         })
         .collect::<Result<_, protobuf::ProtobufError>>()?;
-    Ok((batch.from, envelopes))
+    Ok((Sender { id: batch.from, incarnation: batch.incarnation }, envelopes))
 }
 
 /// Carries batches from `queue` to the peer at `address` until the queue closes.
