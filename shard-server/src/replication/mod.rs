@@ -16,7 +16,7 @@
 
 mod group;
 mod logging;
-mod storage;
+pub mod storage;
 mod store;
 #[cfg(test)]
 mod tests;
