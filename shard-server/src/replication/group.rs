@@ -171,11 +171,6 @@ impl Replica {
         Ok(self.node.campaign()?)
     }
 
-    /// Asks the leader to hand leadership to `to`.
-    pub fn transfer_leader(&mut self, to: u64) {
-        self.node.transfer_leader(to);
-    }
-
     /// Advances the group's logical clock one tick.
     pub fn tick(&mut self) {
         self.node.tick();

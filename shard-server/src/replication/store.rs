@@ -92,8 +92,6 @@ enum Command {
     Propose { group: GroupId, entries: Vec<PutEntry>, reply: oneshot::Sender<Result<Vec<Appended>, ReplicationError>> },
     Deliver(Sender, Vec<Envelope>),
     Unhost(String),
-    Campaign(GroupId),
-    TransferLeader(GroupId, u64),
     Status(oneshot::Sender<Vec<GroupStatus>>),
     Stop,
 }
@@ -190,16 +188,6 @@ impl Replicator {
     /// stream's data is erased.
     pub async fn unhost(&self, stream: &str) -> Result<(), ReplicationError> {
         self.send(Command::Unhost(stream.to_owned())).await
-    }
-
-    /// Makes this server's replica of `group` stand for election.
-    pub async fn campaign(&self, group: GroupId) -> Result<(), ReplicationError> {
-        self.send(Command::Campaign(group)).await
-    }
-
-    /// Asks this server's replica of `group`, when it leads, to hand leadership to `to`.
-    pub async fn transfer_leader(&self, group: GroupId, to: u64) -> Result<(), ReplicationError> {
-        self.send(Command::TransferLeader(group, to)).await
     }
 
     /// The state of every hosted replica.
@@ -366,20 +354,6 @@ impl StoreLoop {
                     keep
                 });
                 self.known_leaders.write().unwrap_or_else(|p| p.into_inner()).retain(|id, _| id.stream != stream);
-            }
-            Command::Campaign(group) => {
-                if let Some(hosted) = self.replicas.get_mut(&group) {
-                    if let Err(err) = hosted.replica.campaign() {
-                        tracing::warn!(%group, cause = %err, "campaign refused");
-                    }
-                    touched.insert(group);
-                }
-            }
-            Command::TransferLeader(group, to) => {
-                if let Some(hosted) = self.replicas.get_mut(&group) {
-                    hosted.replica.transfer_leader(to);
-                    touched.insert(group);
-                }
             }
             Command::Status(reply) => {
                 let status = self

@@ -46,6 +46,13 @@ impl Cluster {
     }
 }
 
+/// The next of the running servers' endpoints, in turn.
+fn next_endpoint(live: &Mutex<Vec<String>>, turn: &mut usize) -> Option<String> {
+    let live = live.lock().expect("live");
+    *turn += 1;
+    live.get(*turn % live.len().max(1)).cloned()
+}
+
 /// What the writer was told: payload → (shard id, sequence number), every time it was
 /// acknowledged (twice only when a retry of an unanswered put landed too).
 #[derive(Default)]
@@ -66,12 +73,7 @@ async fn write_until(stop: Arc<AtomicBool>, live: Arc<Mutex<Vec<String>>>, acked
             pending.push(format!("record-{next:08}"));
             next += 1;
         }
-        let endpoint = {
-            let live = live.lock().expect("live");
-            turn += 1;
-            live.get(turn % live.len().max(1)).cloned()
-        };
-        let Some(endpoint) = endpoint else {
+        let Some(endpoint) = next_endpoint(&live, &mut turn) else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -115,12 +117,7 @@ async fn read_until(stop: Arc<AtomicBool>, live: Arc<Mutex<Vec<String>>>) -> Vec
     let mut turn = 0usize;
     while !stop.load(Ordering::Relaxed) {
         for shard in ["shardId-000000000000", "shardId-000000000001"] {
-            let endpoint = {
-                let live = live.lock().expect("live");
-                turn += 1;
-                live.get(turn % live.len().max(1)).cloned()
-            };
-            let Some(endpoint) = endpoint else { continue };
+            let Some(endpoint) = next_endpoint(&live, &mut turn) else { continue };
             let client = kinesis_client_without_retries(&endpoint);
             let request = client.get_shard_iterator().stream_name(STREAM).shard_id(shard);
             let request = match last.get(shard) {
@@ -149,11 +146,7 @@ async fn first_put_on_shard0(live: &Mutex<Vec<String>>) -> Result<Duration> {
     let started = Instant::now();
     let mut n = 0usize;
     while started.elapsed() < Duration::from_secs(30) {
-        let endpoint = {
-            let live = live.lock().expect("live");
-            n += 1;
-            live.get(n % live.len().max(1)).cloned().context("no server running")?
-        };
+        let endpoint = next_endpoint(live, &mut n).context("no server running")?;
         let client = kinesis_client_without_retries(&endpoint);
         let put = client
             .put_record()
