@@ -38,6 +38,10 @@ pub struct Placement {
     /// Raft group of them); the first is the preferred leader.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replicas: BTreeMap<u32, Vec<String>>,
+    /// Shard index → ids of the servers its Raft group was founded with, for the replicated
+    /// shards whose replicas are no longer their founders.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub founders: BTreeMap<u32, Vec<String>>,
 }
 
 /// Where a request for a shard goes.
@@ -63,6 +67,12 @@ impl Placement {
         self.members.iter().find(|m| crate::replication::raft_id(&m.id) == id)
     }
 
+    /// The servers shard `index`'s Raft group was founded with (its replicas, unless they
+    /// changed since).
+    pub fn founders_of(&self, index: u32) -> &[String] {
+        self.founders.get(&index).or_else(|| self.replicas.get(&index)).map_or(&[], Vec::as_slice)
+    }
+
     /// The member with id `id`.
     pub fn member(&self, id: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
@@ -82,8 +92,24 @@ impl Placement {
 
     /// Gives every shard of `def` without an owner the member holding the fewest open shards,
     /// ties going to the earlier member (members alternate zones, so ties spread over zones).
-    /// Deterministic: any server computing it from the same inputs gets the same answer.
+    /// A shard whose parent is replicated gets the parent's replica set (spread over zones as
+    /// the parent's was), turned by its index so that siblings prefer different leaders, and
+    /// that leader as its owner. Deterministic: any server computing it from the
+    /// same inputs gets the same answer.
     pub fn place_unowned(&mut self, def: &StreamDef) {
+        // Parents come before their children (lower indexes), so a shard made and closed within
+        // one UpdateShardCount hands its parent's set on to its own children.
+        let unowned: Vec<_> = def.shards.iter().filter(|s| !self.owners.contains_key(&s.index)).collect();
+        for shard in unowned {
+            let Some(parent) = shard.parent.and_then(|p| self.replicas.get(&p)) else { continue };
+            let mut replicas = parent.clone();
+            if !replicas.is_empty() {
+                let turn = shard.index as usize % replicas.len();
+                replicas.rotate_left(turn);
+                self.owners.insert(shard.index, replicas[0].clone());
+                self.replicas.insert(shard.index, replicas);
+            }
+        }
         let mut load: BTreeMap<&str, usize> = self.members.iter().map(|m| (m.id.as_str(), 0)).collect();
         for shard in def.open_shards() {
             if let Some(n) = self.owners.get(&shard.index).and_then(|id| load.get_mut(id.as_str())) {
@@ -144,6 +170,7 @@ mod tests {
                 .collect(),
             owners: BTreeMap::new(),
             replicas: BTreeMap::new(),
+            founders: BTreeMap::new(),
         }
     }
 

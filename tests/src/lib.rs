@@ -4,6 +4,7 @@
 
 pub mod crash;
 pub mod kube;
+pub mod netns;
 pub mod replicated;
 
 use std::io::{BufRead, BufReader};
@@ -91,24 +92,38 @@ pub struct Server {
     pub token: String,
     data_dir: PathBuf,
     extra_args: Vec<String>,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    namespace: Option<String>,
 }
 
 impl Server {
     /// Starts a server on a fresh temporary data directory (kept until `dir` drops).
     pub fn start(dir: &tempfile::TempDir, extra_args: &[&str]) -> anyhow::Result<Self> {
-        Self::start_at(dir.path(), extra_args, "127.0.0.1:0")
+        Self::start_at(None, dir.path(), extra_args, "127.0.0.1:0")
     }
 
     /// Starts a standalone server on `data_dir` (created by the server if missing).
     pub fn start_at_dir(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
-        Self::start_at(data_dir, extra_args, "127.0.0.1:0")
+        Self::start_at(None, data_dir, extra_args, "127.0.0.1:0")
     }
 
     /// Starts a `shard-server --cluster --server-id ID` on `data_dir`, listening on `listen`.
     pub fn start_cluster(data_dir: &Path, id: &str, listen: &str, extra_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_cluster_in(None, data_dir, id, listen, extra_args)
+    }
+
+    /// Starts a `shard-server --cluster --server-id ID` on `data_dir` in network namespace
+    /// `namespace` (or this one), listening on `listen`.
+    pub fn start_cluster_in(
+        namespace: Option<&str>,
+        data_dir: &Path,
+        id: &str,
+        listen: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut args = vec!["--cluster", "--server-id", id];
         args.extend_from_slice(extra_args);
-        Self::start_at(data_dir, &args, listen)
+        Self::start_at(namespace, data_dir, &args, listen)
     }
 
     /// The server process's peak resident memory (`VmHWM`) in bytes.
@@ -123,7 +138,12 @@ impl Server {
         Ok(kib * 1024)
     }
 
-    /// `host:port` of the endpoint.
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `host:port` of the Kinesis endpoint.
     pub fn address(&self) -> &str {
         self.endpoint.trim_start_matches("http://")
     }
@@ -135,8 +155,15 @@ impl Server {
         Ok(tonic::service::interceptor::InterceptedService::new(channel, token))
     }
 
-    fn start_at(data_dir: &Path, extra_args: &[&str], listen: &str) -> anyhow::Result<Self> {
-        let mut command = Command::new(server_binary()?);
+    fn start_at(namespace: Option<&str>, data_dir: &Path, extra_args: &[&str], listen: &str) -> anyhow::Result<Self> {
+        let mut command = match namespace {
+            Some(namespace) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", namespace]).arg(server_binary()?);
+                command
+            }
+            None => Command::new(server_binary()?),
+        };
         let cluster = extra_args.contains(&"--cluster");
         if !cluster {
             command.arg("--standalone");
@@ -195,6 +222,7 @@ impl Server {
             child: Some(child),
             data_dir: data_dir.to_owned(),
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            namespace: namespace.map(str::to_owned),
         })
     }
 
@@ -250,7 +278,7 @@ impl Server {
         let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match Self::start_at(&self.data_dir, &args, &listen) {
+            match Self::start_at(self.namespace.as_deref(), &self.data_dir, &args, &listen) {
                 Ok(mut fresh) => {
                     self.child = fresh.child.take();
                     self.metrics_endpoint = fresh.metrics_endpoint.clone();

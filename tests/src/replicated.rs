@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::cluster_client::ClusterClient;
 
+use crate::netns::Network;
 use crate::Server;
 
 /// Servers in a replicated test cluster.
@@ -41,23 +42,53 @@ impl ReplicatedCluster {
     /// Starts the servers with data directories under `base` (`{id}` each), ids
     /// `{prefix}-N-0`, each given `extra_args`.
     pub fn start(base: &Path, prefix: &str, extra_args: &[&str]) -> anyhow::Result<Self> {
-        let ids = server_ids(prefix);
-        let mut servers = Vec::new();
-        let mut members = Vec::new();
-        for id in &ids {
-            let internal = format!("127.0.0.1:{}", free_port()?);
-            let listen = format!("127.0.0.1:{}", free_port()?);
-            let mut args = vec!["--internal-listen", internal.as_str()];
-            args.extend_from_slice(extra_args);
-            let server = Server::start_cluster(&base.join(id), id, &listen, &args)?;
-            members.push(pb::ClusterServer {
-                id: id.clone(),
-                address: server.address().to_owned(),
-                internal_address: internal,
-            });
-            servers.push(server);
+        let mut cluster = Self { servers: Vec::new(), ids: Vec::new(), members: Vec::new() };
+        for id in server_ids(prefix) {
+            cluster.add_server(base, &id, extra_args)?;
         }
-        Ok(Self { servers, ids, members })
+        Ok(cluster)
+    }
+
+    /// Starts the servers each on its own host of `network` (a network namespace, at the
+    /// host's address), data directories under `base`, ids `{prefix}-N-0`.
+    pub fn start_on(network: &Network, base: &Path, prefix: &str) -> anyhow::Result<Self> {
+        let mut cluster = Self { servers: Vec::new(), ids: Vec::new(), members: Vec::new() };
+        for (id, host) in server_ids(prefix).into_iter().zip(&network.hosts) {
+            let internal = format!("{}:4569", host.address);
+            let listen = format!("{}:4567", host.address);
+            cluster.add(Some(&host.namespace), base, &id, &listen, &internal, &[])?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts one more server, `id`, with its data directory at `base/{id}`, and adds it to
+    /// the members later layouts name; returns its position.
+    pub fn add_server(&mut self, base: &Path, id: &str, extra_args: &[&str]) -> anyhow::Result<usize> {
+        let internal = format!("127.0.0.1:{}", free_port()?);
+        let listen = format!("127.0.0.1:{}", free_port()?);
+        self.add(None, base, id, &listen, &internal, extra_args)
+    }
+
+    fn add(
+        &mut self,
+        namespace: Option<&str>,
+        base: &Path,
+        id: &str,
+        listen: &str,
+        internal: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<usize> {
+        let mut args = vec!["--internal-listen", internal];
+        args.extend_from_slice(extra_args);
+        let server = Server::start_cluster_in(namespace, &base.join(id), id, listen, &args)?;
+        self.members.push(pb::ClusterServer {
+            id: id.to_owned(),
+            address: server.address().to_owned(),
+            internal_address: internal.to_owned(),
+        });
+        self.servers.push(server);
+        self.ids.push(id.to_owned());
+        Ok(self.servers.len() - 1)
     }
 
     /// The layout of stream `name` with `shards` shards over even hash ranges, each replicated
@@ -88,9 +119,9 @@ impl ReplicatedCluster {
         }
     }
 
-    /// Assigns `layout` to every server, as the operator does.
+    /// Assigns `layout` to every running server, as the operator does.
     pub async fn assign(&self, layout: &pb::StreamLayout) -> anyhow::Result<()> {
-        for server in &self.servers {
+        for server in self.servers.iter().filter(|s| s.is_running()) {
             let mut cluster = ClusterClient::new(server.internal().await?);
             cluster
                 .assign(pb::AssignRequest { layout: Some(layout.clone()) })
@@ -121,6 +152,13 @@ impl ReplicatedCluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The replica states of stream `name` on server `position`.
+    pub async fn replicas(&self, name: &str, position: usize) -> anyhow::Result<Vec<pb::ReplicaState>> {
+        let mut cluster = ClusterClient::new(self.servers[position].internal().await?);
+        let state = cluster.state(pb::ClusterStateRequest { stream_name: name.into() }).await?.into_inner();
+        Ok(state.replicas)
     }
 
     /// The server leading shard `index` of `name`, as at least two running servers report it.

@@ -108,6 +108,18 @@ impl ShardIndex {
         self.entries.iter().skip(start).take_while(|e| e.index < hi).copied().collect()
     }
 
+    /// Raft indexes in `[lo, hi)` of the entries of kind `kind`.
+    pub fn indexes_of_kind(&self, lo: u64, hi: u64, kind: Kind) -> Vec<u64> {
+        let start = self.entries.partition_point(|e| e.index < lo);
+        self.entries
+            .iter()
+            .skip(start)
+            .take_while(|e| e.index < hi)
+            .filter(|e| e.kind == kind)
+            .map(|e| e.index)
+            .collect()
+    }
+
     /// Up to `max` record batches holding counters from `counter` on that arrived at or after
     /// `not_before_ms`, in order.
     pub fn batches_from(&self, counter: u64, not_before_ms: u64, max: usize) -> Vec<IndexEntry> {

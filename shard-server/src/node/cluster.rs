@@ -27,6 +27,10 @@ use crate::stream::{
     MIN_RETENTION_HOURS,
 };
 
+/// How long a Freeze waits for each replicated shard led here to be sealed (the operator's
+/// calls time out after 10 s; a Freeze that fails is asked again).
+const SEAL_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where a request that came from `hop` and belongs at `route` goes next: `None` to serve it
 /// here, the address to send it on to. A forwarded request is never sent on again: one that
 /// belongs elsewhere fails with a retryable error.
@@ -155,7 +159,7 @@ impl Node {
                             return Err(Error::StaleEpoch { stream: incoming.name, offered, current });
                         }
                         if offered > current {
-                            check_replica_sets_kept(&stream.def(), &incoming)?;
+                            check_replica_changes(&stream.def(), &incoming)?;
                             node.catalog.update(&stream, |def| {
                                 def.shards = incoming.shards;
                                 def.retention_hours = incoming.retention_hours;
@@ -202,7 +206,7 @@ impl Node {
     }
 
     /// The layout of stream `name` on this server and the progress of the shards it owns.
-    pub fn cluster_state(&self, name: &str) -> Result<pb::ClusterStateResponse> {
+    pub async fn cluster_state(&self, name: &str) -> Result<pb::ClusterStateResponse> {
         let me = self.cluster_me()?.to_owned();
         let Ok(stream) = self.catalog.get(name) else {
             return Ok(pb::ClusterStateResponse { server_id: me, layout: None, ..Default::default() });
@@ -212,16 +216,17 @@ impl Node {
         }
         let def = stream.def().clone();
         let owned = owned_shards(&stream, &def, &me, false);
-        let replicas = self.replica_states(&stream, &def, &me);
+        let replicas = self.replica_states(&stream, &def).await;
         Ok(pb::ClusterStateResponse { server_id: me, layout: Some(encode_layout(&def)), owned, replicas })
     }
 
     /// Stops writes to stream `name` on this server at epoch `epoch`, in order with appends, and
-    /// reports the final counters of the open shards it owns. Idempotent.
+    /// reports the final counters of the open shards it owns, and of the open replicated shards
+    /// it leads once each is sealed (a seal committed in the shard's Raft log: nothing is
+    /// written to it after). Idempotent.
     pub async fn freeze(self: &Arc<Self>, name: &str, epoch: u64) -> Result<Vec<pb::ShardProgress>> {
         let me = self.cluster_me()?.to_owned();
         let stream = self.catalog.get(name)?;
-        refuse_replicated_reshard(&stream.def())?;
         let node = self.clone();
         let target = stream.clone();
         let answer = Arc::new(Mutex::new(Vec::new()));
@@ -243,8 +248,9 @@ impl Node {
                 Ok(())
             })
             .await?;
+        let mut owned = std::mem::take(&mut *answer.lock().unwrap_or_else(|p| p.into_inner()));
+        owned.extend(self.seal_led_shards(&stream, epoch, SEAL_WITHIN).await?);
         tracing::info!(stream = %stream.name, epoch, "stream frozen for a reshard");
-        let owned = std::mem::take(&mut *answer.lock().unwrap_or_else(|p| p.into_inner()));
         Ok(owned)
     }
 
@@ -260,7 +266,6 @@ impl Node {
     ) -> Result<pb::StreamLayout> {
         self.cluster_me()?;
         let stream = self.catalog.get(name)?;
-        refuse_replicated_reshard(&stream.def())?;
         let node = self.clone();
         let subject = stream.clone();
         self.appender
@@ -305,6 +310,8 @@ impl Node {
             })
             .await?;
         tracing::info!(stream = %stream.name, epoch = epoch + 1, target, "stream resharded");
+        // Children of replicated shards are Raft groups founded by their replicas.
+        self.host_replicas(&stream).await?;
         let layout = encode_layout(&stream.def());
         Ok(layout)
     }
@@ -320,18 +327,6 @@ impl Node {
         tracing::info!(stream = %name, "stream released");
         Ok(true)
     }
-}
-
-/// Refuses to reshard a stream with replicated shards: the parent's close must be committed in
-/// its Raft log and the children's groups placed first, which is not built yet.
-fn refuse_replicated_reshard(def: &StreamDef) -> Result<()> {
-    if def.placement.as_ref().is_some_and(|p| !p.replicas.is_empty()) {
-        return Err(Error::InvalidArgument(format!(
-            "Stream {} has replicated shards; resharding a replicated stream is not supported yet.",
-            def.name
-        )));
-    }
-    Ok(())
 }
 
 /// The shards of `def` owned by `me` (only the open ones with `open_only`), with their logs'
@@ -359,6 +354,7 @@ pub fn encode_layout(def: &StreamDef) -> pb::StreamLayout {
     let placement = def.placement.clone();
     let owners = placement.as_ref().map(|p| p.owners.clone()).unwrap_or_default();
     let replicas = placement.as_ref().map(|p| p.replicas.clone()).unwrap_or_default();
+    let founders = placement.as_ref().map(|p| p.founders.clone()).unwrap_or_default();
     pb::StreamLayout {
         stream_name: def.name.clone(),
         epoch: placement.as_ref().map_or(0, |p| p.epoch),
@@ -385,6 +381,7 @@ pub fn encode_layout(def: &StreamDef) -> pb::StreamLayout {
                 closed_at_ms: s.closed_at_ms,
                 owner: owners.get(&s.index).cloned().unwrap_or_default(),
                 replicas: replicas.get(&s.index).cloned().unwrap_or_default(),
+                founders: founders.get(&s.index).cloned().unwrap_or_default(),
             })
             .collect(),
         retention_hours: def.retention_hours,
@@ -421,6 +418,7 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
     let created_at = if layout.created_at_ms == 0 { now_ms } else { layout.created_at_ms };
     let mut owners = BTreeMap::new();
     let mut replicas = BTreeMap::new();
+    let mut founders = BTreeMap::new();
     let shards: Vec<ShardDef> = if layout.shards.is_empty() {
         let count = layout.initial_shard_count;
         if count == 0 || layout.initial_owners.len() != count as usize {
@@ -458,6 +456,13 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
                 check_replicas(shard.index, &shard.replicas, &members)?;
                 owners.insert(shard.index, shard.replicas[0].clone());
                 replicas.insert(shard.index, shard.replicas.clone());
+                let named: std::collections::BTreeSet<&String> = shard.founders.iter().collect();
+                if !named.is_empty() && named != shard.replicas.iter().collect() {
+                    check_founders(shard.index, &shard.founders)?;
+                    founders.insert(shard.index, shard.founders.clone());
+                }
+            } else if !shard.founders.is_empty() {
+                return invalid(format!("Shard {} names founders but no replicas.", shard.index));
             }
         }
         shards
@@ -479,29 +484,43 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
         shard_level_metrics: Default::default(),
         throughput_limits: layout.throughput_limits,
         consumers: Vec::new(),
-        placement: Some(Placement { epoch: layout.epoch, frozen: layout.frozen, members, owners, replicas }),
+        placement: Some(Placement { epoch: layout.epoch, frozen: layout.frozen, members, owners, replicas, founders }),
     })
 }
 
-/// Refuses a layout that changes the replica set of a shard that exists already, makes an
-/// unreplicated shard replicated or the other way round: carrying that out needs Raft
-/// membership changes, which are not built yet (docs/replication.md).
-fn check_replica_sets_kept(current: &StreamDef, incoming: &StreamDef) -> Result<()> {
-    let none = BTreeMap::new();
-    let replicas = |def: &StreamDef| def.placement.as_ref().map(|p| &p.replicas).unwrap_or(&none).clone();
-    let (before, after) = (replicas(current), replicas(incoming));
-    // The order names the preferred leader; only the set is Raft's membership.
-    fn set(of: &BTreeMap<u32, Vec<String>>, shard: u32) -> Option<std::collections::BTreeSet<&String>> {
-        of.get(&shard).map(|ids| ids.iter().collect())
-    }
+/// Refuses a layout that makes an unreplicated shard replicated or the other way round (a
+/// shard's log would change hands outside Raft), or that changes the founders of a replicated
+/// shard that exists already: a new replica set is carried out by Raft configuration changes
+/// from the founders' configuration, which every replica (a joining one too) must agree on.
+fn check_replica_changes(current: &StreamDef, incoming: &StreamDef) -> Result<()> {
+    let (Some(before), Some(after)) = (current.placement.as_ref(), incoming.placement.as_ref()) else { return Ok(()) };
     for shard in current.shards.iter().map(|s| s.index) {
-        if set(&before, shard) != set(&after, shard) {
+        let (was, is) = (before.replicas.contains_key(&shard), after.replicas.contains_key(&shard));
+        if was != is {
             return Err(Error::InvalidArgument(format!(
-                "The layout changes the replicas of shard {shard} of stream {} ({:?} to {:?}); changing the replicas of an existing shard is not supported yet.",
+                "The layout makes shard {shard} of stream {} {}; changing whether an existing shard is replicated is not supported.",
                 current.name,
-                before.get(&shard),
-                after.get(&shard)
+                if is { "replicated" } else { "unreplicated" },
             )));
+        }
+        let as_set = |ids: &[String]| ids.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+        if was && as_set(before.founders_of(shard)) != as_set(after.founders_of(shard)) {
+            return Err(Error::InvalidArgument(format!(
+                "The layout changes the founders of shard {shard} of stream {} ({:?} to {:?}); a shard keeps the founders its group began with (send them in `founders` once its replicas differ).",
+                current.name,
+                before.founders_of(shard),
+                after.founders_of(shard)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses founders that name a server twice or none.
+fn check_founders(index: u32, founders: &[String]) -> Result<()> {
+    for (n, id) in founders.iter().enumerate() {
+        if id.is_empty() || founders[..n].contains(id) {
+            return Err(Error::InvalidArgument(format!("Shard {index} names founder '{id}' twice or empty.")));
         }
     }
     Ok(())

@@ -43,6 +43,10 @@ pub use consumers::{ConsumerView, SubscriptionEvent, HEARTBEAT};
 pub use replicated::{replicas_of, Replication};
 pub use settings::{AccountLimits, MonitoringChange};
 
+/// How long a stopping server waits for the groups it leads to elect the replicas it handed
+/// their leadership to.
+const HAND_OVER_WITHIN: Duration = Duration::from_secs(2);
+
 /// Most payload bytes one GetRecords call returns (10 MiB, as Kinesis).
 pub const MAX_GET_RECORDS_BYTES: usize = 10 << 20;
 
@@ -274,6 +278,17 @@ impl Node {
     /// path: requests in flight still complete.
     pub fn stop_background(&self) {
         self.shutdown.cancel();
+    }
+
+    /// Before a planned stop: hands the leadership of the replicated shards this server leads
+    /// to other replicas (at most 2 s), so writes move on without an election timeout.
+    pub async fn hand_over_leadership(&self) {
+        let Some(replicator) = self.replicator() else { return };
+        match replicator.hand_over(HAND_OVER_WITHIN).await {
+            Ok(0) => tracing::info!("leadership handed over"),
+            Ok(led) => tracing::warn!(led, "some groups still led here at shutdown"),
+            Err(err) => tracing::warn!(cause = %err, "leadership not handed over"),
+        }
     }
 
     /// Stops background work and the appender after it has written what is queued.

@@ -75,25 +75,23 @@ impl Node {
     }
 
     /// Hosts the Raft group of every replicated shard of `stream` this server holds a replica
-    /// of (a no-op for those hosted already), after telling the transport where its peers are.
+    /// of (a no-op for those hosted already) and gives every hosted group the layout's replica
+    /// set to carry out, after telling the transport where the stream's servers are.
     pub(crate) async fn host_replicas(&self, stream: &Arc<Stream>) -> Result<()> {
         let mut first_failure = None;
         let (Some(replication), Some(me)) = (&self.replication, self.cluster_id()) else { return Ok(()) };
         let Some(placement) = stream.def().placement.clone() else { return Ok(()) };
+        for member in placement.members.iter().filter(|m| m.id != me && !m.internal_address.is_empty()) {
+            replication.transport.set_peer(replication::raft_id(&member.id), &member.internal_address);
+        }
         for (&shard, replicas) in &placement.replicas {
-            if !replicas.iter().any(|id| id == me) {
-                continue;
-            }
-            for id in replicas.iter().filter(|id| *id != me) {
-                if let Some(member) = placement.member(id) {
-                    replication.transport.set_peer(replication::raft_id(id), &member.internal_address);
-                }
-            }
+            let founders = placement.founders_of(shard);
             let hosting = Hosting {
                 id: GroupId { stream: stream.name.clone(), shard },
                 stream: stream.clone(),
-                voters: replicas.iter().map(|id| replication::raft_id(id)).collect(),
-                campaign_if_new: replicas.first().is_some_and(|first| first == me),
+                replicas: replicas.iter().map(|id| replication::raft_id(id)).collect(),
+                founders: founders.iter().map(|id| replication::raft_id(id)).collect(),
+                campaign_if_new: founders.first().is_some_and(|first| first == me),
             };
             // One shard that cannot be hosted does not keep the others from being hosted.
             if let Err(err) = replication.replicator.host(hosting).await {
@@ -104,26 +102,27 @@ impl Node {
         first_failure.map_or(Ok(()), Err)
     }
 
-    /// The replicas of `stream` this server holds, with the leader each knows of.
-    pub(crate) fn replica_states(&self, stream: &Stream, def: &StreamDef, me: &str) -> Vec<pb::ReplicaState> {
-        let Some(placement) = &def.placement else { return Vec::new() };
-        placement
-            .replicas
-            .iter()
-            .filter(|(_, replicas)| replicas.iter().any(|id| id == me))
-            .map(|(&index, _)| {
-                let group = GroupId { stream: def.name.clone(), shard: index };
-                let leader = self.replicator().and_then(|r| r.leader_of(&group));
-                pb::ReplicaState {
-                    index,
-                    leader: leader
-                        .and_then(|id| placement.member_by_raft_id(id))
-                        .map(|m| m.id.clone())
-                        .unwrap_or_default(),
-                    last_counter: stream.log(index).map_or(0, |l| l.last_counter.load(Ordering::Acquire)),
-                }
+    /// The replicas of `stream` this server hosts, with the leader and configuration each
+    /// knows of.
+    pub(crate) async fn replica_states(&self, stream: &Stream, def: &StreamDef) -> Vec<pb::ReplicaState> {
+        let (Some(placement), Some(replicator)) = (&def.placement, self.replicator()) else { return Vec::new() };
+        let name = |id: u64| placement.member_by_raft_id(id).map_or_else(|| format!("{id:016x}"), |m| m.id.clone());
+        let mut states: Vec<pb::ReplicaState> = replicator
+            .status()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|status| status.id.stream == def.name)
+            .map(|status| pb::ReplicaState {
+                index: status.id.shard,
+                leader: status.leader.map(name).unwrap_or_default(),
+                last_counter: stream.log(status.id.shard).map_or(0, |l| l.last_counter.load(Ordering::Acquire)),
+                voters: status.voters.iter().map(|&id| name(id)).collect(),
+                learners: status.learners.iter().map(|&id| name(id)).collect(),
             })
-            .collect()
+            .collect();
+        states.sort_by_key(|state| state.index);
+        states
     }
 
     /// Hosts the replicas of every stream this server holds (at start).
@@ -180,7 +179,52 @@ impl Node {
                 stream.name
             ))
         })?;
+        let epoch = {
+            let def = stream.def();
+            let placement = def.placement.as_ref();
+            if placement.is_some_and(|p| p.frozen) {
+                return Err(Error::Unavailable(format!(
+                    "Stream {} is being resharded; retry the request shortly.",
+                    stream.name
+                )));
+            }
+            placement.map_or(0, |p| p.epoch)
+        };
         let group = GroupId { stream: stream.name.clone(), shard };
-        Ok(replicator.propose(group, entries).await?)
+        Ok(replicator.propose(group, epoch, entries).await?)
+    }
+
+    /// Seals every open replicated shard of `stream` whose leader is here at layout `epoch`
+    /// (see [`Replicator::seal`]), each within `within`: their last records, for a reshard.
+    /// Shards led elsewhere are left to their leaders' servers.
+    pub(crate) async fn seal_led_shards(
+        &self,
+        stream: &Stream,
+        epoch: u64,
+        within: std::time::Duration,
+    ) -> Result<Vec<pb::ShardProgress>> {
+        let Some(replicator) = self.replicator() else { return Ok(Vec::new()) };
+        let def = stream.def().clone();
+        let Some(placement) = &def.placement else { return Ok(Vec::new()) };
+        let led: Vec<u32> = def
+            .open_shards()
+            .map(|s| s.index)
+            .filter(|index| placement.replicas.contains_key(index))
+            .filter(|&index| {
+                let group = GroupId { stream: def.name.clone(), shard: index };
+                replicator.leader_of(&group) == Some(replicator.me())
+            })
+            .collect();
+        let name = &def.name;
+        let seals = led.into_iter().map(|index| async move {
+            let group = GroupId { stream: name.clone(), shard: index };
+            let sealed = tokio::time::timeout(within, replicator.seal(group, epoch)).await;
+            let (last_counter, last_arrival_ms) = match sealed {
+                Ok(sealed) => sealed?,
+                Err(_) => return Err(Error::Unavailable(format!("Shard {index} was not sealed within {within:?}."))),
+            };
+            Ok(pb::ShardProgress { index, last_counter, last_arrival_ms, appended_bytes: 0 })
+        });
+        futures_util::future::try_join_all(seals).await
     }
 }

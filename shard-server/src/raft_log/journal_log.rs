@@ -115,6 +115,55 @@ impl JournalRaftLog {
         Ok(())
     }
 
+    /// The group membership last stored with [`JournalRaftLog::stage_membership`]: the index
+    /// of the entry it is as of, and its bytes (the Raft library's encoding).
+    pub fn membership(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        let raw = self.engine.get(Cf::Meta, &keys::raft(self.key.stream, self.key.shard, keys::RAFT_MEMBERSHIP))?;
+        let Some(raw) = raw else { return Ok(None) };
+        let index = u64_at(&raw, 0).ok_or_else(|| corrupt("raft membership"))?;
+        Ok(Some((index, raw[8..].to_vec())))
+    }
+
+    /// Adds the write of the group's membership as of entry `index` to `batch`.
+    pub fn stage_membership(&self, batch: &mut WriteBatch, index: u64, membership: &[u8]) {
+        let mut value = index.to_le_bytes().to_vec();
+        value.extend_from_slice(membership);
+        batch.put(Cf::Meta, keys::raft(self.key.stream, self.key.shard, keys::RAFT_MEMBERSHIP), value);
+    }
+
+    /// Stores the group's membership as of entry `index`, durably.
+    pub fn set_membership(&self, index: u64, membership: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        self.stage_membership(&mut batch, index, membership);
+        Ok(self.engine.write(batch, Durability::Sync)?)
+    }
+
+    /// Starts an empty log at `snapshot` with `state` and `membership` (as of the snapshot's
+    /// index), in one durable write: how a group's founding replicas begin.
+    pub fn found(&self, snapshot: &Snapshot, state: &HardState, membership: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        self.stage_hard_state(&mut batch, state);
+        self.stage_membership(&mut batch, snapshot.index, membership);
+        self.install_snapshot(batch, snapshot)
+    }
+
+    /// Writes `snapshot` with whatever `batch` holds, durably, and drops the entries it covers.
+    fn install_snapshot(&self, mut batch: WriteBatch, snapshot: &Snapshot) -> Result<()> {
+        let mut first = self.first();
+        let mut value = snapshot.index.to_le_bytes().to_vec();
+        value.extend_from_slice(&snapshot.term.to_le_bytes());
+        value.extend_from_slice(&snapshot.data);
+        batch.put(Cf::Meta, keys::raft(self.key.stream, self.key.shard, keys::RAFT_SNAPSHOT), value);
+        let below = snapshot.index + 1;
+        if below > *first {
+            self.set_first(&mut first, below, &mut batch);
+        }
+        self.engine.write(batch, Durability::Sync)?;
+        crate::journal::purge_index(&self.index, *first);
+        *self.snapshot_guard() = Some(snapshot.clone());
+        Ok(())
+    }
+
     /// Adds the write of `state` to `batch` (durable when the batch is written with sync).
     pub fn stage_hard_state(&self, batch: &mut WriteBatch, state: &HardState) {
         let mut value = state.term.to_le_bytes().to_vec();
@@ -224,19 +273,6 @@ impl RaftLog for JournalRaftLog {
     }
 
     fn set_snapshot(&self, snapshot: &Snapshot) -> Result<()> {
-        let mut first = self.first();
-        let mut value = snapshot.index.to_le_bytes().to_vec();
-        value.extend_from_slice(&snapshot.term.to_le_bytes());
-        value.extend_from_slice(&snapshot.data);
-        let mut batch = WriteBatch::new();
-        batch.put(Cf::Meta, keys::raft(self.key.stream, self.key.shard, keys::RAFT_SNAPSHOT), value);
-        let below = snapshot.index + 1;
-        if below > *first {
-            self.set_first(&mut first, below, &mut batch);
-        }
-        self.engine.write(batch, Durability::Sync)?;
-        crate::journal::purge_index(&self.index, *first);
-        *self.snapshot_guard() = Some(snapshot.clone());
-        Ok(())
+        self.install_snapshot(WriteBatch::new(), snapshot)
     }
 }

@@ -22,7 +22,7 @@ mod store;
 mod tests;
 mod transport;
 
-pub use group::publish_committed;
+pub use group::{publish_committed, SealedAt};
 pub use store::{Envelope, GroupStatus, Hosting, Replicator, Transport, TICK};
 pub use transport::{decode, GrpcTransport, Sender, MAX_DECODED_BATCH};
 
@@ -69,6 +69,10 @@ pub enum ReplicationError {
     /// The entry was not committed: a leader change took it back, or it waited too long.
     #[error("the write to shard {0} was not committed ({1}); retry it")]
     NotCommitted(GroupId, &'static str),
+    /// The shard is sealed for a reshard: its last record under the put's layout epoch was
+    /// reported.
+    #[error("shard {0} is being resharded")]
+    Sealed(GroupId),
     /// The put waited longer than the commit timeout: its entry may or may not commit later.
     #[error("the write to shard {0} was not confirmed within the commit timeout; it may or may not be stored")]
     Unknown(GroupId),

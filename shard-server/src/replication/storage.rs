@@ -2,6 +2,12 @@
 //! is the batch payload, stored as the journal's record frame (readable by GetRecords through
 //! the same index); every other entry (a leader's empty entry, a configuration change) is an
 //! opaque frame holding the whole entry encoded.
+//!
+//! Every group begins at a founding snapshot ([`FOUNDING_INDEX`], [`FOUNDING_TERM`]) whose data
+//! is the founders' configuration: each founding replica writes it when it first hosts the
+//! group, and a replica that joins later (empty) receives it from the leader, with itself added
+//! as a learner, and then replays every configuration change of the log after it. So every
+//! replica's membership is the founders' changed by the log's entries, as Raft requires.
 
 use std::sync::Arc;
 
@@ -12,7 +18,12 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 use crate::journal::frame;
 use crate::raft_log::{self, EntryKind, JournalRaftLog, LogEntry, RaftLog, RaftLogError};
 
-/// One replica's Raft storage: its log and the voters it was hosted with.
+/// Index of every group's founding snapshot: its first entry is the one after.
+pub const FOUNDING_INDEX: u64 = 1;
+/// Term of the founding snapshot.
+pub const FOUNDING_TERM: u64 = 1;
+
+/// One replica's Raft storage: its log and the membership it opened with.
 #[derive(Debug)]
 pub struct GroupStorage {
     log: Arc<JournalRaftLog>,
@@ -20,9 +31,9 @@ pub struct GroupStorage {
 }
 
 impl GroupStorage {
-    /// Storage over `log` for a group of `voters`.
-    pub fn new(log: Arc<JournalRaftLog>, voters: Vec<u64>) -> Self {
-        Self { log, conf_state: ConfState { voters, ..ConfState::default() } }
+    /// Storage over `log` whose membership, as of the last applied entry, is `conf_state`.
+    pub fn new(log: Arc<JournalRaftLog>, conf_state: ConfState) -> Self {
+        Self { log, conf_state }
     }
 
     /// The log.
@@ -123,18 +134,32 @@ impl raft::Storage for GroupStorage {
         Ok(self.log.last_index())
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // The log is not compacted into snapshots yet: a replica that falls behind the first
-        // kept entry cannot be caught up (docs/replication.md, "Not yet built").
-        let mut snapshot = Snapshot::default();
-        if let Some(stored) = self.log.snapshot().map_err(storage_error)? {
-            let metadata = snapshot.mut_metadata();
-            metadata.index = stored.index;
-            metadata.term = stored.term;
-            metadata.set_conf_state(self.conf_state.clone());
-            snapshot.data = stored.data.into();
-            return Ok(snapshot);
+    fn snapshot(&self, _request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        // The only snapshot is the founding one (the log is not compacted into snapshots yet):
+        // it is what a replica joining the group starts from. Its data is the founders'
+        // configuration; the recipient is added as a learner (Raft takes a snapshot only from a
+        // configuration naming its recipient) and then replays the log's changes after it,
+        // where its own addition is a no-op.
+        let stored = self.log.snapshot().map_err(storage_error)?;
+        let Some(stored) = stored.filter(|s| s.index == FOUNDING_INDEX && !s.data.is_empty()) else {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        };
+        let mut conf_state = ConfState::parse_from_bytes(&stored.data)
+            .map_err(|err| storage_error(RaftLogError::Malformed(format!("founding configuration: {err}"))))?;
+        if !is_member(&conf_state, to) {
+            conf_state.learners.push(to);
         }
-        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+        let mut snapshot = Snapshot::default();
+        let metadata = snapshot.mut_metadata();
+        metadata.index = stored.index;
+        metadata.term = stored.term;
+        metadata.set_conf_state(conf_state);
+        snapshot.data = stored.data.into();
+        Ok(snapshot)
     }
+}
+
+/// True when `id` is a voter (incoming or outgoing) or a learner of `conf_state`.
+pub fn is_member(conf_state: &ConfState, id: u64) -> bool {
+    conf_state.voters.iter().chain(&conf_state.voters_outgoing).chain(&conf_state.learners).any(|&m| m == id)
 }

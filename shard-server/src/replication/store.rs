@@ -21,7 +21,7 @@ use raft::prelude::{Message, MessageType};
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{mpsc, oneshot};
 
-use super::group::Replica;
+use super::group::{Replica, SealedAt};
 use super::{logging, GroupId, ReplicationError, Sender};
 use crate::append::{Appended, Entry as PutEntry};
 use crate::clock::Clock;
@@ -56,17 +56,20 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, to: u64, envelopes: Vec<Envelope>);
 }
 
-/// An order to host a replica of a group.
+/// An order to host a replica of a group, or to carry a new replica set to a hosted one.
 #[derive(Debug, Clone)]
 pub struct Hosting {
     /// The group.
     pub id: GroupId,
     /// The stream the shard belongs to, as this server holds it.
     pub stream: Arc<Stream>,
-    /// Raft ids of the group's voters (this server among them).
-    pub voters: Vec<u64>,
-    /// Whether this replica stands for election at once when the group is new (one voter of
-    /// a new group does, so a leader exists without waiting for an election timeout).
+    /// Raft ids of the replica set the layout names: the group's leader changes its
+    /// configuration until its voters are these.
+    pub replicas: Vec<u64>,
+    /// Raft ids of the replicas the group was founded with (its first configuration).
+    pub founders: Vec<u64>,
+    /// Whether this replica stands for election at once when it founds the group (one founder
+    /// does, so a leader exists without waiting for an election timeout).
     pub campaign_if_new: bool,
 }
 
@@ -83,16 +86,29 @@ pub struct GroupStatus {
     pub term: u64,
     /// Voters.
     pub voters: Vec<u64>,
+    /// Learners (replicas being caught up before they vote).
+    pub learners: Vec<u64>,
     /// False while the group sleeps (no ticks, no heartbeats).
     pub awake: bool,
 }
 
 enum Command {
     Host(Hosting, oneshot::Sender<Result<(), ReplicationError>>),
-    Propose { group: GroupId, entries: Vec<PutEntry>, reply: oneshot::Sender<Result<Vec<Appended>, ReplicationError>> },
+    Propose {
+        group: GroupId,
+        entries: Vec<PutEntry>,
+        epoch: u64,
+        reply: oneshot::Sender<Result<Vec<Appended>, ReplicationError>>,
+    },
+    Seal {
+        group: GroupId,
+        epoch: u64,
+        reply: oneshot::Sender<Result<SealedAt, ReplicationError>>,
+    },
     Deliver(Sender, Vec<Envelope>),
     Unhost(String),
     Status(oneshot::Sender<Vec<GroupStatus>>),
+    HandOver(oneshot::Sender<usize>),
     Stop,
 }
 
@@ -165,10 +181,24 @@ impl Replicator {
     }
 
     /// Appends `entries` to shard `group` as one batch, returning once a majority of its
-    /// replicas has it durable. Only the leader's replica takes them.
-    pub async fn propose(&self, group: GroupId, entries: Vec<PutEntry>) -> Result<Vec<Appended>, ReplicationError> {
+    /// replicas has it durable. Only the leader's replica takes them, and only while the shard
+    /// is not sealed at layout `epoch` (the epoch the put was routed under).
+    pub async fn propose(
+        &self,
+        group: GroupId,
+        epoch: u64,
+        entries: Vec<PutEntry>,
+    ) -> Result<Vec<Appended>, ReplicationError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Propose { group, entries, reply }).await?;
+        self.send(Command::Propose { group, entries, epoch, reply }).await?;
+        answer.await.map_err(|_| ReplicationError::Stopped)?
+    }
+
+    /// Seals shard `group` at layout `epoch` through its leader here, returning its last
+    /// record once the seal is committed (see [`super::group::Replica::seal`]).
+    pub async fn seal(&self, group: GroupId, epoch: u64) -> Result<SealedAt, ReplicationError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Seal { group, epoch, reply }).await?;
         answer.await.map_err(|_| ReplicationError::Stopped)?
     }
 
@@ -195,6 +225,22 @@ impl Replicator {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Status(reply)).await?;
         answer.await.map_err(|_| ReplicationError::Stopped)
+    }
+
+    /// Hands the leadership of every group led here to another voter (before a planned stop,
+    /// so the groups need not wait an election timeout), waiting at most `within`; returns
+    /// how many groups this server still leads.
+    pub async fn hand_over(&self, within: Duration) -> Result<usize, ReplicationError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (reply, answer) = oneshot::channel();
+            self.send(Command::HandOver(reply)).await?;
+            let led = answer.await.map_err(|_| ReplicationError::Stopped)?;
+            if led == 0 || tokio::time::Instant::now() >= deadline {
+                return Ok(led);
+            }
+            tokio::time::sleep(TICK).await;
+        }
     }
 
     /// The leader of `group` as this server last knew it.
@@ -284,6 +330,7 @@ impl StoreLoop {
                         if let Some(hosted) = self.replicas.get_mut(id) {
                             hosted.replica.tick();
                             hosted.replica.expire_waiting(now);
+                            hosted.replica.reconfigure();
                             touched.insert(id.clone());
                         }
                     }
@@ -311,9 +358,18 @@ impl StoreLoop {
                 let _ = reply.send(self.host(hosting));
                 touched.insert(id);
             }
-            Command::Propose { group, entries, reply } => match self.replicas.get_mut(&group) {
+            Command::Propose { group, entries, epoch, reply } => match self.replicas.get_mut(&group) {
                 Some(hosted) => {
-                    hosted.replica.propose(entries, self.clock.now_ms(), reply);
+                    hosted.replica.propose(entries, epoch, self.clock.now_ms(), reply);
+                    touched.insert(group);
+                }
+                None => {
+                    let _ = reply.send(Err(ReplicationError::NotHosted(group)));
+                }
+            },
+            Command::Seal { group, epoch, reply } => match self.replicas.get_mut(&group) {
+                Some(hosted) => {
+                    hosted.replica.seal(epoch, reply);
                     touched.insert(group);
                 }
                 None => {
@@ -333,7 +389,7 @@ impl StoreLoop {
                         continue;
                     }
                     if let Some(hosted) = self.replicas.get_mut(&envelope.group) {
-                        if hosted.replica.has_voter(envelope.message.from) {
+                        if hosted.replica.accepts_from(envelope.message.from) {
                             // The answer to a sleeping leader's last heartbeat leaves it asleep
                             // unless it has something to do about it (a follower behind).
                             let answer = envelope.message.get_msg_type() == MessageType::MsgHeartbeatResponse;
@@ -365,10 +421,21 @@ impl StoreLoop {
                         leader: h.replica.leader(),
                         term: h.replica.term(),
                         voters: h.replica.voters(),
+                        learners: h.replica.learners(),
                         awake: self.awake.contains(&h.replica.id),
                     })
                     .collect();
                 let _ = reply.send(status);
+            }
+            Command::HandOver(reply) => {
+                let mut led = 0;
+                for (id, hosted) in &mut self.replicas {
+                    if hosted.replica.hand_over() {
+                        led += 1;
+                        touched.insert(id.clone());
+                    }
+                }
+                let _ = reply.send(led);
             }
             Command::Stop => return true,
         }
@@ -376,14 +443,18 @@ impl StoreLoop {
     }
 
     fn host(&mut self, hosting: Hosting) -> Result<(), ReplicationError> {
+        let member = hosting.replicas.contains(&self.me);
+        self.peers.extend(hosting.replicas.iter().chain(&hosting.founders).copied().filter(|&id| id != self.me));
         match self.replicas.get_mut(&hosting.id) {
-            Some(hosted) if hosted.stream_id == hosting.stream.id => return Ok(()),
+            Some(hosted) if hosted.stream_id == hosting.stream.id => {
+                hosted.replica.set_target(&hosting.replicas);
+                return Ok(());
+            }
             // A stream of the same name created again: the old group goes.
             Some(hosted) => hosted.replica.fail_waiting(|| ReplicationError::NotHosted(hosting.id.clone())),
             None => {}
         }
         let shard = hosting.id.shard;
-        let shard_log = hosting.stream.log(shard).ok_or_else(|| ReplicationError::NotHosted(hosting.id.clone()))?;
         let key = ShardKey { stream: hosting.stream.id, shard };
         let log = JournalRaftLog::open(
             self.journal.clone(),
@@ -392,10 +463,24 @@ impl StoreLoop {
             key,
             hosting.stream.retention_class(),
         )?;
-        let mut replica =
-            Replica::open(hosting.id.clone(), self.me, hosting.voters.clone(), Arc::new(log), shard_log, &self.logger)?;
-        self.peers.extend(hosting.voters.iter().copied().filter(|&id| id != self.me));
-        if hosting.campaign_if_new && replica.is_blank() {
+        if !member && !super::group::stored_member(&log, self.me)? {
+            // The layout names other servers, and this one is not in the group's stored
+            // configuration either (a server restarted during its own removal still is, and
+            // stays until the change completes).
+            self.replicas.remove(&hosting.id);
+            return Ok(());
+        }
+        let shard_log = hosting.stream.log(shard).ok_or_else(|| ReplicationError::NotHosted(hosting.id.clone()))?;
+        let (mut replica, founded) = Replica::open(
+            hosting.id.clone(),
+            self.me,
+            &hosting.founders,
+            &hosting.replicas,
+            Arc::new(log),
+            shard_log,
+            &self.logger,
+        )?;
+        if hosting.campaign_if_new && founded {
             replica.campaign()?;
         }
 
@@ -466,6 +551,7 @@ impl StoreLoop {
             self.transport.send(to, envelopes);
         }
         self.publish_leaders(touched);
+        self.drop_departed(touched);
         if ticked {
             let now = Instant::now();
             let asleep: Vec<GroupId> = self
@@ -481,6 +567,22 @@ impl StoreLoop {
             }
         }
         Ok(())
+    }
+
+    /// Stops hosting the touched replicas that have left their group (a configuration that
+    /// excludes them is applied and the layout no longer names them). Their frames stay in the
+    /// journal until the stream's data is erased.
+    fn drop_departed(&mut self, touched: &FxHashSet<GroupId>) {
+        for id in touched {
+            if self.replicas.get(id).is_some_and(|hosted| hosted.replica.departed()) {
+                tracing::info!(group = %id, "replica left its group");
+                if let Some(mut hosted) = self.replicas.remove(id) {
+                    hosted.replica.fail_waiting(|| ReplicationError::NotHosted(id.clone()));
+                }
+                self.awake.remove(id);
+                self.known_leaders.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+            }
+        }
     }
 
     /// Publishes, for routing, the leaders of touched groups that changed.

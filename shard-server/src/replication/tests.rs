@@ -66,8 +66,21 @@ fn ids() -> Vec<u64> {
     ["server-a", "server-b", "server-c"].iter().map(|name| raft_id(name)).collect()
 }
 
-/// Opens (or reopens, on the same files and engine) server `id` and hosts the group.
+/// Opens (or reopens, on the same files and engine) server `id` and hosts the group founded
+/// by [`ids`].
 async fn open(mesh: &Arc<Mesh>, id: u64, files: Arc<MemoryFiles>, engine: Arc<dyn KvEngine>, campaign: bool) -> Server {
+    open_with(mesh, id, files, engine, campaign, ids()).await
+}
+
+/// Opens server `id` and hosts the group founded by [`ids`] whose layout names `replicas`.
+async fn open_with(
+    mesh: &Arc<Mesh>,
+    id: u64,
+    files: Arc<MemoryFiles>,
+    engine: Arc<dyn KvEngine>,
+    campaign: bool,
+    replicas: Vec<u64>,
+) -> Server {
     let journal =
         Arc::new(Journal::open(files.clone(), Path::new("/journal"), JournalOptions::default()).expect("journal"));
     let catalog = Catalog::load(engine.clone(), journal.clone(), "123456789012".into(), "us-east-1".into(), 100)
@@ -92,9 +105,12 @@ async fn open(mesh: &Arc<Mesh>, id: u64, files: Arc<MemoryFiles>, engine: Arc<dy
         Replicator::start(id, journal.clone(), engine.clone(), Arc::new(SystemClock), transport).expect("start"),
     );
     mesh.servers.write().expect("servers").insert(id, replicator.clone());
-    let hosting = Hosting { id: group(), stream: stream.clone(), voters: ids(), campaign_if_new: campaign };
-    replicator.host(hosting).await.expect("host");
+    replicator.host(hosting(&stream, replicas, campaign)).await.expect("host");
     Server { id, files, engine, stream, journal, replicator }
+}
+
+fn hosting(stream: &Arc<Stream>, replicas: Vec<u64>, campaign: bool) -> Hosting {
+    Hosting { id: group(), stream: stream.clone(), replicas, founders: ids(), campaign_if_new: campaign }
 }
 
 async fn cluster(mesh: &Arc<Mesh>) -> Vec<Server> {
@@ -163,7 +179,8 @@ async fn a_put_is_answered_once_a_majority_has_it_and_every_replica_reads_the_sa
     let lead = leader(&servers, &mesh).await;
     let mut counters = Vec::new();
     for round in 0..20 {
-        let appended = servers[lead].replicator.propose(group(), records(&format!("r{round}"), 10)).await.expect("put");
+        let appended =
+            servers[lead].replicator.propose(group(), 1, records(&format!("r{round}"), 10)).await.expect("put");
         counters.extend(appended.iter().map(|a| a.counter));
     }
     assert_eq!(counters, (1..=200).collect::<Vec<_>>(), "counters are consecutive from 1");
@@ -176,7 +193,7 @@ async fn a_put_is_answered_once_a_majority_has_it_and_every_replica_reads_the_sa
     }
     // A follower refuses puts and names the leader.
     let follower = (lead + 1) % 3;
-    let refused = servers[follower].replicator.propose(group(), records("x", 1)).await;
+    let refused = servers[follower].replicator.propose(group(), 1, records("x", 1)).await;
     let message = refused.expect_err("a follower takes no puts").to_string();
     assert!(message.contains("does not lead"), "{message}");
     assert_eq!(servers[follower].replicator.leader_of(&group()), Some(servers[lead].id));
@@ -188,7 +205,7 @@ async fn a_new_leader_continues_the_counters_and_a_cut_off_leader_never_acknowle
     let servers = cluster(&mesh).await;
     let old = leader(&servers, &mesh).await;
     for round in 0..5 {
-        servers[old].replicator.propose(group(), records(&format!("a{round}"), 4)).await.expect("put");
+        servers[old].replicator.propose(group(), 1, records(&format!("a{round}"), 4)).await.expect("put");
     }
     converge(&servers.iter().collect::<Vec<_>>(), 20).await;
 
@@ -196,12 +213,12 @@ async fn a_new_leader_continues_the_counters_and_a_cut_off_leader_never_acknowle
     mesh.cut.lock().expect("cut").insert(servers[old].id);
     let isolated = {
         let replicator = servers[old].replicator.clone();
-        tokio::spawn(async move { replicator.propose(group(), records("lost", 3)).await })
+        tokio::spawn(async move { replicator.propose(group(), 1, records("lost", 3)).await })
     };
     let others: Vec<usize> = (0..3).filter(|&n| n != old).collect();
     let new = leader(&servers, &mesh).await;
     assert_ne!(new, old, "a majority elects a new leader");
-    let appended = servers[new].replicator.propose(group(), records("b", 5)).await.expect("put after the change");
+    let appended = servers[new].replicator.propose(group(), 1, records("b", 5)).await.expect("put after the change");
     assert_eq!(appended.first().map(|a| a.counter), Some(21), "counters continue after the last committed record");
     converge(&others.iter().map(|&n| &servers[n]).collect::<Vec<_>>(), 25).await;
     assert!(!isolated.is_finished(), "a leader without a majority does not answer");
@@ -225,7 +242,7 @@ async fn a_restarted_replica_publishes_only_committed_records_and_catches_up() {
     let mesh = Arc::new(Mesh::default());
     let mut servers = cluster(&mesh).await;
     let lead = leader(&servers, &mesh).await;
-    servers[lead].replicator.propose(group(), records("a", 10)).await.expect("put");
+    servers[lead].replicator.propose(group(), 1, records("a", 10)).await.expect("put");
     converge(&servers.iter().collect::<Vec<_>>(), 10).await;
 
     // Stop a follower (its store loop and its place in the mesh), write more, start it again
@@ -235,7 +252,7 @@ async fn a_restarted_replica_publishes_only_committed_records_and_catches_up() {
     stopped.replicator.shutdown().await;
     mesh.servers.write().expect("servers").remove(&stopped.id);
     let leading = leader(&servers, &mesh).await;
-    servers[leading].replicator.propose(group(), records("b", 10)).await.expect("put with one follower down");
+    servers[leading].replicator.propose(group(), 1, records("b", 10)).await.expect("put with one follower down");
     let (id, files, engine) = (stopped.id, stopped.files.clone(), stopped.engine.clone());
     drop(stopped);
     let restarted = open(&mesh, id, files, engine, false).await;
@@ -256,7 +273,7 @@ async fn an_idle_group_sleeps_and_wakes_when_its_leaders_server_goes_silent() {
     let mesh = Arc::new(Mesh::default());
     let servers = cluster(&mesh).await;
     let old = leader(&servers, &mesh).await;
-    servers[old].replicator.propose(group(), records("a", 5)).await.expect("put");
+    servers[old].replicator.propose(group(), 1, records("a", 5)).await.expect("put");
     converge(&servers.iter().collect::<Vec<_>>(), 5).await;
 
     // Idle: leader and followers stop ticking (the servers still ping each other).
@@ -275,13 +292,126 @@ async fn an_idle_group_sleeps_and_wakes_when_its_leaders_server_goes_silent() {
     assert!(asleep, "every replica of an idle group sleeps within 10 s");
 
     // A put wakes the sleeping group and commits.
-    let appended = servers[old].replicator.propose(group(), records("b", 1)).await.expect("put after sleeping");
+    let appended = servers[old].replicator.propose(group(), 1, records("b", 1)).await.expect("put after sleeping");
     assert_eq!(appended[0].counter, 6);
 
     // The leader's server goes silent: its followers wake, elect, and take puts.
     mesh.cut.lock().expect("cut").insert(servers[old].id);
     let new = leader(&servers, &mesh).await;
     assert_ne!(new, old);
-    let appended = servers[new].replicator.propose(group(), records("c", 1)).await.expect("put on the new leader");
+    let appended = servers[new].replicator.propose(group(), 1, records("c", 1)).await.expect("put on the new leader");
     assert_eq!(appended[0].counter, 7);
+}
+
+/// The voters and learners `server`'s replica has applied.
+async fn configuration(server: &Server) -> (Vec<u64>, Vec<u64>) {
+    let status = server.replicator.status().await.expect("status");
+    let mine = status.into_iter().find(|s| s.id == group()).expect("hosted");
+    let mut voters = mine.voters;
+    voters.sort_unstable();
+    (voters, mine.learners)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_set_is_carried_out_by_a_learner_caught_up_promoted_and_the_dropped_replica_removed() {
+    let mesh = Arc::new(Mesh::default());
+    let mut servers = cluster(&mesh).await;
+    let lead = leader(&servers, &mesh).await;
+    servers[lead].replicator.propose(group(), 1, records("a", 30)).await.expect("put");
+    converge(&servers.iter().collect::<Vec<_>>(), 30).await;
+
+    // A follower's server is lost for good; the layout replaces it with a new, empty server.
+    let lost = (lead + 1) % 3;
+    mesh.cut.lock().expect("cut").insert(servers[lost].id);
+    let new_id = raft_id("server-d");
+    let mut target: Vec<u64> = servers.iter().map(|s| s.id).filter(|&id| id != servers[lost].id).collect();
+    target.push(new_id);
+    let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+    let joined = open_with(&mesh, new_id, Arc::new(MemoryFiles::new()), engine, false, target.clone()).await;
+    assert!(joined.stream.log(0).expect("log").last_counter.load(Ordering::Acquire) == 0, "it starts empty");
+
+    // Puts go on while the leader adds it as a learner, catches it up, promotes it and removes
+    // the lost one (joint consensus); every put is acknowledged.
+    let writer = {
+        let replicator = servers[lead].replicator.clone();
+        tokio::spawn(async move {
+            for round in 0..20 {
+                replicator.propose(group(), 1, records(&format!("b{round}"), 5)).await.expect("put during the change");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    for server in servers.iter().filter(|s| s.id != servers[lost].id) {
+        server.replicator.host(hosting(&server.stream, target.clone(), false)).await.expect("new replica set");
+    }
+    writer.await.expect("writer");
+    let mut expected_voters = target.clone();
+    expected_voters.sort_unstable();
+    let mut configured = false;
+    for _ in 0..200 {
+        if configuration(&servers[lead]).await == (expected_voters.clone(), Vec::new())
+            && configuration(&joined).await == (expected_voters.clone(), Vec::new())
+        {
+            configured = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(configured, "leader and new replica apply the new voters: {:?}", configuration(&servers[lead]).await);
+    servers.remove(lost);
+    servers.push(joined);
+    converge(&servers.iter().collect::<Vec<_>>(), 130).await;
+    let expected = published(&servers[0]);
+    assert_eq!(expected.len(), 130);
+    for server in &servers {
+        assert_eq!(published(server), expected, "server {} holds the same records", server.id);
+    }
+
+    // The new replica votes: with the old leader cut off, it and the other survivor elect a
+    // leader and commit.
+    let old_leader = leader(&servers, &mesh).await;
+    mesh.cut.lock().expect("cut").insert(servers[old_leader].id);
+    let new = leader(&servers, &mesh).await;
+    assert_ne!(new, old_leader);
+    let appended =
+        servers[new].replicator.propose(group(), 1, records("c", 1)).await.expect("put without the old leader");
+    assert_eq!(appended[0].counter, 131);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_hands_over_its_leadership_before_a_planned_stop() {
+    let mesh = Arc::new(Mesh::default());
+    let servers = cluster(&mesh).await;
+    let old = leader(&servers, &mesh).await;
+    servers[old].replicator.propose(group(), 1, records("a", 10)).await.expect("put");
+    // Without a handover, nothing would move the leadership: every server stays connected.
+    let still_led = servers[old].replicator.hand_over(Duration::from_secs(5)).await.expect("hand over");
+    assert_eq!(still_led, 0, "the leadership moved within 5 s");
+    let new = leader(&servers, &mesh).await;
+    assert_ne!(new, old);
+    let appended = servers[new].replicator.propose(group(), 1, records("b", 1)).await.expect("put on the new leader");
+    assert_eq!(appended[0].counter, 11, "counters continue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_shard_reports_its_last_record_and_takes_no_put_of_that_epoch() {
+    let mesh = Arc::new(Mesh::default());
+    let servers = cluster(&mesh).await;
+    let lead = leader(&servers, &mesh).await;
+    servers[lead].replicator.propose(group(), 1, records("a", 7)).await.expect("put");
+    let follower = (lead + 1) % 3;
+    let refused = servers[follower].replicator.seal(group(), 1).await;
+    assert!(refused.expect_err("only the leader seals").to_string().contains("does not lead"));
+    let (last, _) = servers[lead].replicator.seal(group(), 1).await.expect("seal");
+    assert_eq!(last, 7, "the last record before the seal");
+    let after = servers[lead].replicator.propose(group(), 1, records("b", 1)).await;
+    assert!(after.expect_err("sealed at epoch 1").to_string().contains("being resharded"));
+    // A leader elected after the seal refuses too: the seal is in its log.
+    mesh.cut.lock().expect("cut").insert(servers[lead].id);
+    let new = leader(&servers, &mesh).await;
+    let after = servers[new].replicator.propose(group(), 1, records("c", 1)).await;
+    assert!(after.expect_err("sealed on the new leader").to_string().contains("being resharded"));
+    // A put of a later epoch (the stream unfrozen) goes on.
+    let appended = servers[new].replicator.propose(group(), 2, records("d", 1)).await.expect("a later epoch");
+    assert_eq!(appended[0].counter, 8);
 }

@@ -87,6 +87,8 @@ pub async fn run(
     let stopping = node.clone();
     let signal = async move {
         shutdown.await;
+        // While Raft still flows (the internal port drains below).
+        stopping.hand_over_leadership().await;
         stopping.stop_background();
         stop.cancel();
     };

@@ -22,6 +22,8 @@ pub const RAFT_HARD_STATE: u8 = b'h';
 pub const RAFT_SNAPSHOT: u8 = b'p';
 /// See [`RAFT_HARD_STATE`].
 pub const RAFT_FIRST_INDEX: u8 = b'f';
+/// See [`RAFT_HARD_STATE`].
+pub const RAFT_MEMBERSHIP: u8 = b'm';
 /// Prefix of named server metadata in the meta family.
 pub const META_PREFIX: u8 = b'm';
 

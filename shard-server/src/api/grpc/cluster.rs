@@ -34,7 +34,7 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::ClusterStateRequest>,
     ) -> Result<Response<pb::ClusterStateResponse>, Status> {
-        let state = self.node.cluster_state(&request.into_inner().stream_name).map_err(from_error)?;
+        let state = self.node.cluster_state(&request.into_inner().stream_name).await.map_err(from_error)?;
         Ok(Response::new(state))
     }
 
