@@ -29,11 +29,20 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// The sample the servers' states give at `at_ms`.
+    /// The sample the servers' states give at `at_ms`: the shards each owns, and each
+    /// replicated shard once, as its most advanced replica reports it.
     pub fn of(states: &[pb::ClusterStateResponse], at_ms: u64) -> Self {
         let owned = states.iter().flat_map(|s| &s.owned);
         let (records, bytes) = owned
             .fold((0u64, 0u64), |(r, b), p| (r.saturating_add(p.last_counter), b.saturating_add(p.appended_bytes)));
+        let mut replicated: std::collections::BTreeMap<u32, (u64, u64)> = std::collections::BTreeMap::new();
+        for replica in states.iter().flat_map(|s| &s.replicas) {
+            let seen = replicated.entry(replica.index).or_default();
+            *seen = (seen.0.max(replica.last_counter), seen.1.max(replica.appended_bytes));
+        }
+        let (records, bytes) = replicated.values().fold((records, bytes), |(r, b), (counter, appended)| {
+            (r.saturating_add(*counter), b.saturating_add(*appended))
+        });
         Self { at_ms, records, bytes }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use shardline_proto::v1 as pb;
 
+use crate::fleet::internal_address;
 use crate::placement::{self, Server};
 use crate::reshard;
 
@@ -31,6 +32,8 @@ pub struct Desired {
     pub retention_hours: u32,
     /// Per-stream throughput-limit switch (`None`: the servers' default).
     pub throughput_limits: Option<bool>,
+    /// Copies of each shard a new stream gets (capped at the number of servers).
+    pub replication_factor: u32,
 }
 
 /// The next step.
@@ -84,13 +87,19 @@ pub fn decide(desired: &Desired, members: &[Member], states: &[pb::ClusterStateR
             members.iter().map(|m| Server { name: m.id.clone(), zone: m.zone.clone() }).collect();
         let shard_names: Vec<String> = (0..desired.shards).map(|i| format!("{i:012}")).collect();
         let placed = placement::place(&shard_names, &servers, &BTreeMap::new());
+        // Each shard's replicas: its owner and the servers after it, which sit in other zones.
+        let factor = desired.replication_factor.clamp(1, u32::try_from(members.len()).unwrap_or(u32::MAX));
         return Action::Create(pb::StreamLayout {
             stream_name: desired.stream.clone(),
             epoch: 1,
             frozen: false,
             servers: members
                 .iter()
-                .map(|m| pb::ClusterServer { id: m.id.clone(), address: m.address.clone(), ..Default::default() })
+                .map(|m| pb::ClusterServer {
+                    id: m.id.clone(),
+                    address: m.address.clone(),
+                    internal_address: if factor > 1 { internal_address(&m.address) } else { String::new() },
+                })
                 .collect(),
             shards: Vec::new(),
             retention_hours: desired.retention_hours,
@@ -98,18 +107,27 @@ pub fn decide(desired: &Desired, members: &[Member], states: &[pb::ClusterStateR
             created_at_ms: now_ms,
             initial_shard_count: desired.shards,
             initial_owners: shard_names.iter().map(|s| placed.get(s).cloned().unwrap_or_default()).collect(),
+            initial_replication_factor: factor,
         });
     };
     // Membership: addresses move when pods restart; servers added later join (they own nothing
     // until a reshard places children on them). A server is never dropped: it holds records.
+    // A replicated stream's servers carry Raft on their internal addresses.
+    let replicated = latest.shards.iter().any(|s| !s.replicas.is_empty());
     let mut servers = latest.servers.clone();
     for member in members {
+        let internal = if replicated { internal_address(&member.address) } else { String::new() };
         match servers.iter_mut().find(|s| s.id == member.id) {
-            Some(server) => server.address.clone_from(&member.address),
+            Some(server) => {
+                server.address.clone_from(&member.address);
+                if replicated {
+                    server.internal_address = internal;
+                }
+            }
             None => servers.push(pb::ClusterServer {
                 id: member.id.clone(),
                 address: member.address.clone(),
-                ..Default::default()
+                internal_address: internal,
             }),
         }
     }
@@ -158,7 +176,7 @@ mod tests {
     }
 
     fn desired(shards: u32) -> Desired {
-        Desired { stream: "s".into(), shards, retention_hours: 24, throughput_limits: None }
+        Desired { stream: "s".into(), shards, retention_hours: 24, throughput_limits: None, replication_factor: 1 }
     }
 
     fn state(id: &str, layout: Option<pb::StreamLayout>) -> pb::ClusterStateResponse {
@@ -178,6 +196,17 @@ mod tests {
         assert_eq!((layout.epoch, layout.initial_shard_count, layout.created_at_ms), (1, 4, 7));
         let on_first = layout.initial_owners.iter().filter(|o| *o == "s-0-0").count();
         assert_eq!(on_first, 2);
+    }
+
+    #[test]
+    fn a_replicated_stream_is_created_with_internal_addresses_and_a_capped_factor() {
+        let m = members(2);
+        let wanted = Desired { replication_factor: 3, ..desired(4) };
+        let Action::Create(layout) = decide(&wanted, &m, &[state("s-0-0", None), state("s-1-0", None)], 7) else {
+            panic!("expected Create")
+        };
+        assert_eq!(layout.initial_replication_factor, 2, "capped at the number of servers");
+        assert_eq!(layout.servers[1].internal_address, "10.0.0.1:4569");
     }
 
     #[test]

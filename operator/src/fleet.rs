@@ -120,7 +120,9 @@ impl Fleet {
         futures_util::future::try_join_all(calls).await.map(|_| ())
     }
 
-    /// Freezes `stream` on every member at `epoch`; the final counter of every open shard.
+    /// Freezes `stream` on every member at `epoch`; the final counter of every open shard. A
+    /// replicated shard is reported by the server leading it once sealed; two reports (a seal
+    /// by an earlier leader, then one by the next) keep the higher counter, the later seal's.
     pub async fn freeze(&self, stream: &str, epoch: u64) -> Result<HashMap<u32, u64>, FleetError> {
         let calls = self.members.iter().map(|member| async move {
             let request = pb::FreezeRequest { stream_name: stream.to_owned(), epoch };
@@ -128,7 +130,12 @@ impl Fleet {
             Ok::<_, FleetError>(answer.into_inner().owned_open)
         });
         let frozen = futures_util::future::try_join_all(calls).await?;
-        Ok(frozen.into_iter().flatten().map(|s| (s.index, s.last_counter)).collect())
+        let mut endings: HashMap<u32, u64> = HashMap::new();
+        for progress in frozen.into_iter().flatten() {
+            let ending = endings.entry(progress.index).or_default();
+            *ending = (*ending).max(progress.last_counter);
+        }
+        Ok(endings)
     }
 
     /// Reshards the frozen `stream` on member `home`; the layout at the next epoch.

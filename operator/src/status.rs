@@ -1,5 +1,6 @@
 //! Building a `Stream`'s status from what the shard-servers report: phase, conditions, open
-//! shard count, shard map with the serving server. Pure: the reconciler writes the result with
+//! shard count, shard map with the serving server (and, for replicated shards, their replicas
+//! and leader), the under-replicated count. Pure: the reconciler writes the result with
 //! server-side apply.
 
 use shardline_proto::v1 as pb;
@@ -12,6 +13,8 @@ use crate::crd::stream::{Phase, ShardStatus, StreamStatus};
 pub struct Observed<'a> {
     /// The newest layout the shard-servers hold, once the stream exists on them.
     pub layout: Option<&'a pb::StreamLayout>,
+    /// What the Ready shard-servers report (their replicas' leaders and configurations).
+    pub states: &'a [pb::ClusterStateResponse],
     /// Shard-server pods that are Ready, out of those wanted.
     pub ready_servers: usize,
     /// Shard-server pods wanted.
@@ -49,6 +52,29 @@ fn shard_id(index: u32) -> String {
     format!("shardId-{index:012}")
 }
 
+/// The leader of replicated shard `index` most of its reporting replicas name.
+fn leader_of(states: &[pb::ClusterStateResponse], index: u32) -> Option<String> {
+    let mut votes: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for replica in states.iter().flat_map(|s| &s.replicas).filter(|r| r.index == index && !r.leader.is_empty()) {
+        *votes.entry(replica.leader.as_str()).or_default() += 1;
+    }
+    votes.into_iter().max_by_key(|(_, n)| *n).map(|(leader, _)| leader.to_owned())
+}
+
+/// True when replicated shard `shard` has fewer live replicas than its set names: one of its
+/// servers does not report (not Ready), or a reporting replica's configuration is not the set
+/// yet (a change under way).
+fn under_replicated(states: &[pb::ClusterStateResponse], shard: &pb::ShardLayout) -> bool {
+    let wanted: std::collections::BTreeSet<&String> = shard.replicas.iter().collect();
+    let reporting: Vec<&pb::ReplicaState> =
+        states.iter().flat_map(|s| &s.replicas).filter(|r| r.index == shard.index).collect();
+    let up = shard.replicas.iter().all(|id| states.iter().any(|s| &s.server_id == id));
+    let configured = reporting
+        .iter()
+        .all(|r| r.learners.is_empty() && r.voters.iter().collect::<std::collections::BTreeSet<_>>() == wanted);
+    !(up && configured)
+}
+
 /// The next status, given the previous one (whose condition times are kept when unchanged).
 pub fn build(previous: Option<&StreamStatus>, observed: &Observed<'_>) -> StreamStatus {
     let mut conditions = previous.map(|p| p.conditions.clone()).unwrap_or_default();
@@ -65,10 +91,16 @@ pub fn build(previous: Option<&StreamStatus>, observed: &Observed<'_>) -> Stream
                     state: if s.ending_counter.is_some() { "closed" } else { "open" }.into(),
                     parents: s.parent.iter().chain(s.adjacent_parent.iter()).map(|p| shard_id(*p)).collect(),
                     server: (!s.owner.is_empty()).then(|| s.owner.clone()),
+                    replicas: s.replicas.clone(),
+                    leader: if s.replicas.is_empty() { None } else { leader_of(observed.states, s.index) },
                 })
                 .collect()
         })
         .unwrap_or_default();
+    let under_replicated = observed.layout.map_or(0, |layout| {
+        let shards = layout.shards.iter().filter(|s| s.ending_counter.is_none() && !s.replicas.is_empty());
+        u32::try_from(shards.filter(|s| under_replicated(observed.states, s)).count()).unwrap_or(u32::MAX)
+    });
     let open = u32::try_from(shard_map.iter().filter(|s| s.state == "open").count()).unwrap_or(u32::MAX);
     let servers_ready = observed.ready_servers >= observed.wanted_servers && observed.wanted_servers > 0;
     let frozen = observed.layout.is_some_and(|l| l.frozen);
@@ -126,6 +158,7 @@ pub fn build(previous: Option<&StreamStatus>, observed: &Observed<'_>) -> Stream
         epoch: observed.layout.map(|l| l.epoch),
         retention_hours: observed.layout.map(|l| l.retention_hours),
         reshard_plan: observed.plan.clone(),
+        under_replicated,
     }
 }
 
@@ -140,6 +173,7 @@ mod tests {
     fn observed<'a>(layout: Option<&'a pb::StreamLayout>, ready: usize, wanted: u32, now: &'a str) -> Observed<'a> {
         Observed {
             layout,
+            states: &[],
             ready_servers: ready,
             wanted_servers: 3,
             wanted_shards: wanted,
@@ -193,5 +227,43 @@ mod tests {
         let mut failing = observed(Some(&frozen), 3, 4, "t6");
         failing.failure = Some("shard-server s-1-0 refused Freeze".into());
         assert_eq!(get(&build(None, &failing), "Degraded").reason, "StepFailed");
+    }
+
+    #[test]
+    fn replicated_shards_show_their_replicas_leader_and_whether_they_are_under_replicated() {
+        let mut l = layout(2, 0, false);
+        let set: Vec<String> = ["s-0-0", "s-1-0", "s-2-0"].map(String::from).to_vec();
+        for shard in &mut l.shards {
+            shard.replicas.clone_from(&set);
+        }
+        let replica = |index: u32, voters: &[String]| pb::ReplicaState {
+            index,
+            leader: "s-1-0".into(),
+            last_counter: 0,
+            voters: voters.to_vec(),
+            learners: Vec::new(),
+            appended_bytes: 0,
+            last_arrival_ms: 0,
+        };
+        let state = |id: &str, replicas: Vec<pb::ReplicaState>| pb::ClusterStateResponse {
+            server_id: id.into(),
+            layout: None,
+            owned: Vec::new(),
+            replicas,
+        };
+        let all = [
+            state("s-0-0", vec![replica(0, &set), replica(1, &set)]),
+            state("s-1-0", vec![replica(0, &set), replica(1, &set)]),
+            state("s-2-0", vec![replica(0, &set), replica(1, &set[..2])]),
+        ];
+        let mut seen = observed(Some(&l), 3, 2, "t1");
+        seen.states = &all;
+        let status = build(None, &seen);
+        assert_eq!(status.shard_map[0].replicas, set);
+        assert_eq!(status.shard_map[0].leader.as_deref(), Some("s-1-0"));
+        assert_eq!(status.under_replicated, 1, "shard 1 is reconfiguring on s-2-0");
+        // A server that does not report leaves every shard it holds under-replicated.
+        seen.states = &all[..2];
+        assert_eq!(build(None, &seen).under_replicated, 2);
     }
 }

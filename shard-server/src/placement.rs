@@ -92,23 +92,26 @@ impl Placement {
 
     /// Gives every shard of `def` without an owner the member holding the fewest open shards,
     /// ties going to the earlier member (members alternate zones, so ties spread over zones).
-    /// A shard whose parent is replicated gets the parent's replica set (spread over zones as
-    /// the parent's was), turned by its index so that siblings prefer different leaders, and
-    /// that leader as its owner. Deterministic: any server computing it from the
+    /// An open shard whose parent is replicated gets the parent's replica set (spread over
+    /// zones as the parent's was), turned by its index so that siblings prefer different
+    /// leaders, and that leader as its owner. Deterministic: any server computing it from the
     /// same inputs gets the same answer.
     pub fn place_unowned(&mut self, def: &StreamDef) {
         // Parents come before their children (lower indexes), so a shard made and closed within
-        // one UpdateShardCount hands its parent's set on to its own children.
+        // one UpdateShardCount hands its parent's set on to its own children; only open shards
+        // become Raft groups (a shard closed at birth never holds a record).
+        let mut inherited: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         let unowned: Vec<_> = def.shards.iter().filter(|s| !self.owners.contains_key(&s.index)).collect();
         for shard in unowned {
-            let Some(parent) = shard.parent.and_then(|p| self.replicas.get(&p)) else { continue };
-            let mut replicas = parent.clone();
-            if !replicas.is_empty() {
-                let turn = shard.index as usize % replicas.len();
-                replicas.rotate_left(turn);
+            let parent = shard.parent.and_then(|p| inherited.get(&p).or_else(|| self.replicas.get(&p)));
+            let Some(mut replicas) = parent.cloned().filter(|set| !set.is_empty()) else { continue };
+            let turn = shard.index as usize % replicas.len();
+            replicas.rotate_left(turn);
+            if shard.is_open() {
                 self.owners.insert(shard.index, replicas[0].clone());
-                self.replicas.insert(shard.index, replicas);
+                self.replicas.insert(shard.index, replicas.clone());
             }
+            inherited.insert(shard.index, replicas);
         }
         let mut load: BTreeMap<&str, usize> = self.members.iter().map(|m| (m.id.as_str(), 0)).collect();
         for shard in def.open_shards() {

@@ -161,6 +161,21 @@ impl ReplicatedCluster {
         Ok(state.replicas)
     }
 
+    /// The server leading shard `index` of `name` as every server at `positions` reports it,
+    /// when they agree on one.
+    pub async fn leader_among(&self, name: &str, index: u32, positions: &[usize]) -> anyhow::Result<Option<usize>> {
+        let mut named = Vec::new();
+        for &position in positions {
+            let Ok(channel) = self.servers[position].internal().await else { return Ok(None) };
+            let request = pb::ClusterStateRequest { stream_name: name.into() };
+            let Ok(state) = ClusterClient::new(channel).state(request).await else { return Ok(None) };
+            let leader = state.into_inner().replicas.into_iter().find(|r| r.index == index).map(|r| r.leader);
+            named.push(leader.unwrap_or_default());
+        }
+        let agreed = named.first().filter(|first| !first.is_empty() && named.iter().all(|n| n == *first));
+        Ok(agreed.and_then(|id| self.ids.iter().position(|i| i == id)))
+    }
+
     /// The server leading shard `index` of `name`, as at least two running servers report it.
     pub async fn leader(&self, name: &str, index: u32, within: Duration) -> anyhow::Result<usize> {
         let deadline = std::time::Instant::now() + within;

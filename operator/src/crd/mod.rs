@@ -42,10 +42,12 @@ mod tests {
             .flatten()
             .filter_map(|c| c["name"].as_str())
             .collect();
-        assert_eq!(columns, vec!["Shards", "Retention", "Phase", "Ready", "Age"]);
+        assert_eq!(columns, vec!["Shards", "Retention", "Replicas", "Under-Replicated", "Phase", "Ready", "Age"]);
         let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
         assert_eq!(spec["shards"]["minimum"].as_f64(), Some(1.0));
         assert_eq!(spec["retentionHours"]["minimum"].as_f64(), Some(24.0));
         assert_eq!(spec["retentionHours"]["maximum"].as_f64(), Some(8760.0));
+        assert_eq!(spec["replicationFactor"]["default"].as_u64(), Some(3));
+        assert_eq!(spec["replicationFactor"]["maximum"].as_f64(), Some(5.0));
     }
 }

@@ -19,6 +19,8 @@ use super::condition::{self, Condition};
     scale = r#"{"specReplicasPath":".spec.shards","statusReplicasPath":".status.shards","labelSelectorPath":".status.selector"}"#,
     printcolumn = r#"{"name":"Shards","type":"integer","jsonPath":".spec.shards"}"#,
     printcolumn = r#"{"name":"Retention","type":"integer","jsonPath":".spec.retentionHours"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicationFactor"}"#,
+    printcolumn = r#"{"name":"Under-Replicated","type":"integer","jsonPath":".status.underReplicated"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -41,6 +43,14 @@ pub struct StreamSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 316))]
     pub topology_key: Option<String>,
+    /// Copies of every shard (1..=5), each on a different shard-server and, where there are
+    /// enough zones, in a different zone: a Raft group that acknowledges a put once a majority
+    /// of them has it on disk, so a shard survives the loss of a minority of its servers, disks
+    /// or zones. 1 keeps a single copy. Set when the stream is created; at most the number of
+    /// shard-servers.
+    #[serde(default = "default_replication_factor")]
+    #[schemars(range(min = 1, max = 5))]
+    pub replication_factor: u32,
     /// Shard-servers in each zone (1..=100).
     #[serde(default = "default_servers")]
     #[schemars(range(min = 1, max = 100))]
@@ -65,6 +75,10 @@ fn default_retention() -> u32 {
 
 fn default_servers() -> u32 {
     1
+}
+
+fn default_replication_factor() -> u32 {
+    3
 }
 
 /// A shard-server's persistent volume.
@@ -143,6 +157,10 @@ pub struct StreamStatus {
     /// Open-shard counts of the UpdateShardCount steps still to run, the current one first.
     #[serde(default)]
     pub reshard_plan: Vec<u32>,
+    /// Open replicated shards with fewer live replicas than their replica set names (a
+    /// replica's server not Ready, or a configuration change still under way).
+    #[serde(default)]
+    pub under_replicated: u32,
 }
 
 /// A stream's lifecycle phase.
@@ -175,7 +193,13 @@ pub struct ShardStatus {
     /// Parent shards.
     #[serde(default)]
     pub parents: Vec<String>,
-    /// The shard-server serving it.
+    /// The shard-server serving it (for a replicated shard, its preferred leader).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// The shard-servers holding its replicas, when it is replicated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<String>,
+    /// The replica leading it, as its servers report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
 }

@@ -153,11 +153,18 @@ async fn apply(consumer: &Consumer, ctx: &Context) -> Result<Action, ReconcileEr
                 .into_inner()
                 .leases;
             let states = fleet.states(stream).await?;
-            let tips: HashMap<u32, Tip> = states
+            let mut tips: HashMap<u32, Tip> = states
                 .iter()
                 .flat_map(|s| &s.owned)
                 .map(|p| (p.index, Tip { last_counter: p.last_counter, last_arrival_ms: p.last_arrival_ms }))
                 .collect();
+            // A replicated shard's tip: its most advanced replica's last committed record.
+            for replica in states.iter().flat_map(|s| &s.replicas) {
+                let tip = tips.entry(replica.index).or_default();
+                if replica.last_counter > tip.last_counter {
+                    *tip = Tip { last_counter: replica.last_counter, last_arrival_ms: replica.last_arrival_ms };
+                }
+            }
             let open = decide::latest(&states).map_or(0, decide::open_shards);
             let mut shards = Vec::with_capacity(leases.len());
             let mut lag_millis = 0;

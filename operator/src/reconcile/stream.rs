@@ -58,6 +58,7 @@ fn desired(stream: &Stream) -> Desired {
         stream: stream.name_any(),
         shards: stream.spec.shards,
         retention_hours: stream.spec.retention_hours,
+        replication_factor: stream.spec.replication_factor,
         throughput_limits: match stream.spec.throughput_limits {
             ThroughputLimits::ServerDefault => None,
             ThroughputLimits::On => Some(true),
@@ -82,14 +83,14 @@ async fn apply_children(stream: &Stream, ctx: &Context, namespace: &str) -> Resu
     Ok(())
 }
 
-/// Runs the next step; returns the layout after it and whether the stream is settled.
+/// Runs the next step; returns the servers' states after it and whether the stream is settled.
 async fn step(
     stream: &Stream,
     ctx: &Context,
     fleet: &Fleet,
     plan: &mut Vec<u32>,
     wanted_shards: &mut u32,
-) -> Result<(Option<pb::StreamLayout>, bool), ReconcileError> {
+) -> Result<(Vec<pb::ClusterStateResponse>, bool), ReconcileError> {
     let mut wanted = desired(stream);
     let states = fleet.states(&wanted.stream).await?;
     let (_, now_ms) = now();
@@ -104,7 +105,7 @@ async fn step(
     let action = decide(&wanted, fleet.members(), &states, now_ms);
     let all: Vec<String> = fleet.members().iter().map(|m| m.id.clone()).collect();
     match action {
-        Step::Steady => return Ok((decide::latest(&states).cloned(), true)),
+        Step::Steady => return Ok((states, true)),
         Step::Create(layout) => {
             fleet.assign(&layout, &all).await?;
             let note = format!("Created with {} shards on {} shard-servers", wanted.shards, all.len());
@@ -142,7 +143,7 @@ async fn step(
         }
     }
     let states = fleet.states(&wanted.stream).await?;
-    Ok((decide::latest(&states).cloned(), false))
+    Ok((states, false))
 }
 
 async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -156,20 +157,21 @@ async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError>
     let mut plan = Vec::new();
     let mut failure = None;
     let mut wanted_shards = stream.spec.shards;
-    let (layout, settled) = if ready == wanted.len() {
+    let (states, settled) = if ready == wanted.len() {
         match step(stream, ctx, &fleet, &mut plan, &mut wanted_shards).await {
             Ok(done) => done,
             Err(err) => {
                 let message = err.to_string();
                 ctx.event(stream, true, "StepFailed", message.clone()).await;
                 failure = Some(message);
-                (fleet.states(&name).await.ok().and_then(|s| decide::latest(&s).cloned()), false)
+                (fleet.states(&name).await.unwrap_or_default(), false)
             }
         }
     } else {
         // Report what the ready servers hold while the others start.
-        (fleet.states(&name).await.ok().and_then(|s| decide::latest(&s).cloned()), false)
+        (fleet.states(&name).await.unwrap_or_default(), false)
     };
+    let layout = decide::latest(&states).cloned();
     if plan.is_empty() {
         if let Some(layout) = &layout {
             plan = crate::reshard::plan(decide::open_shards(layout), wanted_shards);
@@ -178,6 +180,7 @@ async fn apply(stream: &Stream, ctx: &Context) -> Result<Action, ReconcileError>
     let (now_text, _) = now();
     let observed = Observed {
         layout: layout.as_ref(),
+        states: &states,
         ready_servers: ready,
         wanted_servers: wanted.len(),
         wanted_shards,

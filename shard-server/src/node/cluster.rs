@@ -389,6 +389,7 @@ pub fn encode_layout(def: &StreamDef) -> pb::StreamLayout {
         created_at_ms: def.created_at_ms,
         initial_shard_count: 0,
         initial_owners: Vec::new(),
+        initial_replication_factor: 0,
     }
 }
 
@@ -428,6 +429,21 @@ fn decode_layout(layout: &pb::StreamLayout, now_ms: u64) -> Result<StreamDef> {
             ));
         }
         owners.extend((0u32..).zip(layout.initial_owners.iter().cloned()));
+        let factor = layout.initial_replication_factor as usize;
+        if factor > members.len() {
+            return invalid(format!(
+                "A replication factor of {factor} needs at least {factor} servers; the layout names {}.",
+                members.len()
+            ));
+        }
+        if factor > 1 {
+            for (index, owner) in (0u32..).zip(&layout.initial_owners) {
+                let first = members.iter().position(|m| &m.id == owner).unwrap_or(0);
+                let set: Vec<String> = (0..factor).map(|k| members[(first + k) % members.len()].id.clone()).collect();
+                check_replicas(index, &set, &members)?;
+                replicas.insert(index, set);
+            }
+        }
         ShardDef::roots(count, created_at)
     } else {
         let mut shards = Vec::with_capacity(layout.shards.len());

@@ -61,7 +61,8 @@ impl Node {
         let mut remote: BTreeMap<String, Vec<(usize, u128, PutEntry)>> = BTreeMap::new();
         // Records of replicated shards led here, by shard, with their request positions.
         let mut replicated: BTreeMap<u32, Vec<(usize, Entry)>> = BTreeMap::new();
-        let staged = {
+        // With the records, the layout epoch they are routed under (replicated puts carry it).
+        let (staged, routed_epoch) = {
             let def = stream.def();
             let limited = def.throughput_limits.unwrap_or(self.config.throughput_limits);
             let limit = def.max_record_bytes();
@@ -112,7 +113,7 @@ impl Node {
                     staged.push(entry);
                 }
             }
-            staged
+            (staged, def.placement.as_ref().map_or(0, |p| p.epoch))
         };
         let enabled = stream.def().shard_level_metrics.clone();
         let sizes: Vec<u64> =
@@ -135,7 +136,7 @@ impl Node {
             async move {
                 let (positions, entries): (Vec<usize>, Vec<Entry>) = group.into_iter().unzip();
                 let sizes: Vec<u64> = entries.iter().map(|e| e.size() as u64).collect();
-                (positions, sizes, self.put_replicated(&stream, shard, entries).await)
+                (positions, sizes, self.put_replicated(&stream, shard, routed_epoch, entries).await)
             }
         }));
         let (appended, forwarded, proposed) = tokio::join!(local, forwarded, proposed);

@@ -117,6 +117,8 @@ impl Node {
                 index: status.id.shard,
                 leader: status.leader.map(name).unwrap_or_default(),
                 last_counter: stream.log(status.id.shard).map_or(0, |l| l.last_counter.load(Ordering::Acquire)),
+                appended_bytes: stream.log(status.id.shard).map_or(0, |l| l.appended_bytes.load(Ordering::Relaxed)),
+                last_arrival_ms: stream.log(status.id.shard).map_or(0, |l| l.last_arrival_ms.load(Ordering::Acquire)),
                 voters: status.voters.iter().map(|&id| name(id)).collect(),
                 learners: status.learners.iter().map(|&id| name(id)).collect(),
             })
@@ -167,10 +169,14 @@ impl Node {
 
     /// Puts `entries` into replicated shard `shard` of `stream` through its leader here,
     /// returning once a majority of its replicas has them durable.
+    /// `routed_epoch` is the layout epoch the records were routed under: if the layout has
+    /// moved on since (a reshard may have closed the shard), they are refused for the caller
+    /// to route again.
     pub(crate) async fn put_replicated(
         &self,
         stream: &Stream,
         shard: u32,
+        routed_epoch: u64,
         entries: Vec<Entry>,
     ) -> Result<Vec<Appended>> {
         let replicator = self.replicator().ok_or_else(|| {
@@ -179,19 +185,19 @@ impl Node {
                 stream.name
             ))
         })?;
-        let epoch = {
+        {
             let def = stream.def();
             let placement = def.placement.as_ref();
-            if placement.is_some_and(|p| p.frozen) {
+            let open = def.shard(shard).is_some_and(|s| s.is_open());
+            if placement.is_some_and(|p| p.frozen || p.epoch != routed_epoch) || !open {
                 return Err(Error::Unavailable(format!(
                     "Stream {} is being resharded; retry the request shortly.",
                     stream.name
                 )));
             }
-            placement.map_or(0, |p| p.epoch)
-        };
+        }
         let group = GroupId { stream: stream.name.clone(), shard };
-        Ok(replicator.propose(group, epoch, entries).await?)
+        Ok(replicator.propose(group, routed_epoch, entries).await?)
     }
 
     /// Seals every open replicated shard of `stream` whose leader is here at layout `epoch`

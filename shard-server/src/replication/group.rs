@@ -156,7 +156,7 @@ impl Replica {
     ) -> Result<(Self, bool), ReplicationError> {
         let (conf_state, conf_index, founded) = membership_at_open(&log, me, founders)?;
         let hard_state = log.hard_state()?;
-        let commit = hard_state.commit.min(log.last_index());
+        let commit = hard_state.commit.min(log.last_index()).max(log.first_index() - 1);
         publish_up_to(&log, &shard_log, commit);
         let config = Config {
             id: me,
@@ -192,6 +192,7 @@ impl Replica {
             sealed_epoch: 0,
         };
         replica.replay_membership(conf_index, commit)?;
+        replica.recall_seals()?;
         Ok((replica, founded))
     }
 
@@ -215,6 +216,19 @@ impl Replica {
         }
         if let Some((index, conf_state)) = changed {
             log.set_membership(index, &encode_conf_state(&conf_state)?)?;
+        }
+        Ok(())
+    }
+
+    /// Notes the seals this replica's log holds (a leader must refuse puts of a sealed epoch
+    /// after a restart too).
+    fn recall_seals(&mut self) -> Result<(), ReplicationError> {
+        let log = self.node.store().log().clone();
+        let (first, last) = (log.first_index(), log.last_index());
+        for index in read_index(log.index()).indexes_of_kind(first, last + 1, Kind::Entry) {
+            let entries = log.entries(index, index + 1, usize::MAX)?;
+            let entries: Vec<Entry> = entries.into_iter().map(storage::from_log_entry).collect::<Result<_, _>>()?;
+            self.note_seals(&entries);
         }
         Ok(())
     }
@@ -417,7 +431,9 @@ impl Replica {
         self.wait_for_last(Answer::Seal(reply));
     }
 
-    /// Notes a seal among `entries` (logged or committed here): puts under its epoch stop.
+    /// Notes a seal among `entries` (logged or committed here): puts under its epoch stop. A
+    /// seal logged but later replaced still counts: puts of that epoch wait for the next one,
+    /// which the operator's next Freeze or unfreeze brings.
     fn note_seals(&mut self, entries: &[Entry]) {
         for entry in entries {
             if entry.get_entry_type() == EntryType::EntryNormal && entry.context.as_ref() == SEAL_CONTEXT {
@@ -476,8 +492,17 @@ impl Replica {
             return true;
         }
         let me = raft.id;
-        let matched = |id: u64| raft.prs().get(id).map_or(0, |p| p.matched);
-        let next = self.conf_state().voters.into_iter().filter(|&id| id != me).max_by_key(|&id| (matched(id), id));
+        // Only to a voter heard from lately (a dead one would hold the group leaderless for an
+        // election timeout), the most caught-up first.
+        let progress = |id: u64| raft.prs().get(id).filter(|p| p.recent_active).map(|p| p.matched);
+        let next = self
+            .conf_state()
+            .voters
+            .into_iter()
+            .filter(|&id| id != me)
+            .filter_map(|id| progress(id).map(|matched| (matched, id)))
+            .max()
+            .map(|(_, id)| id);
         match next {
             Some(next) => {
                 self.node.transfer_leader(next);
@@ -578,7 +603,7 @@ impl Replica {
         let mut ready = self.node.ready();
         self.send(ready.take_messages(), send);
         if !ready.snapshot().is_empty() {
-            self.install_snapshot(ready.snapshot(), meta, sync_meta)?;
+            self.install_snapshot(ready.snapshot())?;
         }
         // raft-rs hands out only committed entries this replica has already persisted: they are
         // applied (published, their puts answered) now, not after this round's fsync of newer
@@ -621,22 +646,28 @@ impl Replica {
 
     /// Stores the founding snapshot a joining replica received (its log starts after it) and
     /// the configuration it carries.
-    fn install_snapshot(
-        &mut self,
-        snapshot: &raft::prelude::Snapshot,
-        meta: &mut WriteBatch,
-        sync_meta: &mut bool,
-    ) -> Result<(), ReplicationError> {
+    fn install_snapshot(&mut self, snapshot: &raft::prelude::Snapshot) -> Result<(), ReplicationError> {
         let metadata = snapshot.get_metadata();
+        if metadata.index != FOUNDING_INDEX {
+            // Only founding snapshots exist; raft-rs has taken this one already, so the log
+            // cannot be kept consistent with it: the loop stops rather than guess.
+            return Err(ReplicationError::Unsupported(format!(
+                "a snapshot at index {} for shard {}",
+                metadata.index, self.id
+            )));
+        }
         let log = self.node.store().log().clone();
         tracing::info!(group = %self.id, index = metadata.index, "joining the group from its founding snapshot");
         let stored = raft_log::Snapshot { index: metadata.index, term: metadata.term, data: snapshot.data.to_vec() };
-        log.set_snapshot(&stored)?;
         if log.last_index() > metadata.index {
             log.truncate_suffix(metadata.index + 1)?;
         }
-        log.stage_membership(meta, metadata.index, &encode_conf_state(metadata.get_conf_state())?);
-        *sync_meta = true;
+        // Snapshot, membership and a hard state committed to it in one durable write: a
+        // restart finds all three or none.
+        let raft = &self.node.raft;
+        let state = raft_log::HardState { term: raft.term.max(metadata.term), vote: raft.vote, commit: metadata.index };
+        log.found(&stored, &state, &encode_conf_state(metadata.get_conf_state())?)?;
+        self.stored_commit = self.stored_commit.max(metadata.index);
         Ok(())
     }
 
@@ -731,6 +762,11 @@ impl Replica {
                 None
             }
         }
+    }
+
+    /// Puts and seals waiting for their entries.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
     }
 
     /// Answers every waiting put with `err` (the loop is stopping).

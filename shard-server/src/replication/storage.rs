@@ -106,7 +106,7 @@ impl raft::Storage for GroupStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
         let mut hard_state = self.log.hard_state().map_err(storage_error)?;
         // A commit index past the log (its tail lost with a disk) would stop raft-rs.
-        hard_state.commit = hard_state.commit.min(self.log.last_index());
+        hard_state.commit = hard_state.commit.min(self.log.last_index()).max(self.log.first_index() - 1);
         Ok(RaftState { hard_state: to_raft_hard_state(hard_state), conf_state: self.conf_state.clone() })
     }
 

@@ -108,7 +108,7 @@ enum Command {
     Deliver(Sender, Vec<Envelope>),
     Unhost(String),
     Status(oneshot::Sender<Vec<GroupStatus>>),
-    HandOver(oneshot::Sender<usize>),
+    HandOver(oneshot::Sender<(usize, usize)>),
     Stop,
 }
 
@@ -228,18 +228,27 @@ impl Replicator {
     }
 
     /// Hands the leadership of every group led here to another voter (before a planned stop,
-    /// so the groups need not wait an election timeout), waiting at most `within`; returns
-    /// how many groups this server still leads.
+    /// so the groups need not wait an election timeout) and waits for the puts this server
+    /// proposed to be answered, at most `within` in all; returns how many groups this server
+    /// still leads.
     pub async fn hand_over(&self, within: Duration) -> Result<usize, ReplicationError> {
         let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let (reply, answer) = oneshot::channel();
-            self.send(Command::HandOver(reply)).await?;
-            let led = answer.await.map_err(|_| ReplicationError::Stopped)?;
-            if led == 0 || tokio::time::Instant::now() >= deadline {
-                return Ok(led);
+        let mut led = 0;
+        let steps = async {
+            loop {
+                let (reply, answer) = oneshot::channel();
+                self.send(Command::HandOver(reply)).await?;
+                let (leading, waiting) = answer.await.map_err(|_| ReplicationError::Stopped)?;
+                led = leading;
+                if leading == 0 && waiting == 0 {
+                    return Ok::<_, ReplicationError>(());
+                }
+                tokio::time::sleep(TICK).await;
             }
-            tokio::time::sleep(TICK).await;
+        };
+        match tokio::time::timeout_at(deadline, steps).await {
+            Ok(done) => done.map(|()| 0),
+            Err(_) => Ok(led),
         }
     }
 
@@ -428,14 +437,17 @@ impl StoreLoop {
                 let _ = reply.send(status);
             }
             Command::HandOver(reply) => {
-                let mut led = 0;
+                let (mut led, mut waiting) = (0, 0);
                 for (id, hosted) in &mut self.replicas {
-                    if hosted.replica.hand_over() {
+                    if hosted.replica.is_leader() {
                         led += 1;
-                        touched.insert(id.clone());
+                        if hosted.replica.hand_over() {
+                            touched.insert(id.clone());
+                        }
                     }
+                    waiting += hosted.replica.waiting();
                 }
-                let _ = reply.send(led);
+                let _ = reply.send((led, waiting));
             }
             Command::Stop => return true,
         }

@@ -251,8 +251,21 @@ pub async fn stream_lifecycle(cluster: &Cluster) -> Result<()> {
     assert_eq!(status.shard_map.len(), 4);
     for (pod, zone) in PODS.iter().zip(ZONES) {
         let held = status.shard_map.iter().filter(|s| s.server.as_deref() == Some(*pod)).count();
-        assert!((1..=2).contains(&held), "{pod} holds {held} of four shards");
+        assert!((1..=2).contains(&held), "{pod} leads {held} of four shards by preference");
         assert_eq!(cluster.pod_zone(NS, pod).await?.as_deref(), Some(zone), "{pod} runs in {zone}");
+    }
+    // replicationFactor 3 over three zones: every shard has a replica in each zone, a leader,
+    // and none is under-replicated once the leaders are elected.
+    let replicated = wait("every shard led and fully replicated", Duration::from_secs(60), async || {
+        let status = streams.get(STREAM).await?.status.unwrap_or_default();
+        let led = status.shard_map.iter().all(|s| s.leader.is_some());
+        Ok((led && status.under_replicated == 0).then_some(status))
+    })
+    .await?;
+    for shard in &replicated.shard_map {
+        let mut replicas = shard.replicas.clone();
+        replicas.sort();
+        assert_eq!(replicas, PODS.map(String::from).to_vec(), "{} has a replica in every zone", shard.id);
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let running = pods.list(&Default::default()).await?.items;
@@ -345,8 +358,12 @@ pub async fn stream_lifecycle(cluster: &Cluster) -> Result<()> {
         .send()
         .await?;
 
-    // A shard-server pod is deleted: the StatefulSet's replacement starts on the same volume,
-    // the stream is Ready again and every record is still there.
+    // A shard-server pod is deleted under load: it hands its leaderships over as it stops, the
+    // stream stays writable through the others (the producer retries what fails while leaders
+    // move), the StatefulSet's replacement starts on the same volume, the stream is Ready again
+    // and every record is still there.
+    let during = start_writer(&first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let old_uid = pods.get(PODS[1]).await?.metadata.uid;
     pods.delete(PODS[1], &DeleteParams::default()).await?;
     wait("a replacement pod", Duration::from_secs(90), async || {
@@ -356,9 +373,27 @@ pub async fn stream_lifecycle(cluster: &Cluster) -> Result<()> {
     })
     .await?;
     wait_active(cluster, &streams, 6).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    during.stop.store(true, Ordering::Relaxed);
+    let during = during.task.await??;
+    ensure!(during.len() > 400, "the producer wrote while the pod was replaced ({} records)", during.len());
     let second = endpoint(cluster, PODS[1]).await?;
     let after_restart = read_everything(&second).await?;
-    assert_eq!(after_restart.len(), acked.len() + 1, "every record survives the server's restart");
+    for (key, n, sequence) in acked.iter().chain(&during) {
+        let (stored_key, data) =
+            after_restart.get(sequence).with_context(|| format!("{key} #{n} ({sequence}) lost"))?;
+        assert_eq!((stored_key.as_str(), data.as_str()), (key.as_str(), n.to_string().as_str()));
+    }
+    let stored = after_restart.len();
+    let written = acked.len() + 1 + during.len();
+    // A put the producer retried after its first try was stored after all is stored twice.
+    assert!(stored >= written, "every record survives the server's restart ({stored} of {written})");
+    eprintln!(
+        "pod {} replaced under load: {} records acknowledged meanwhile, {} stored beyond them (retries)",
+        PODS[1],
+        during.len(),
+        stored - written
+    );
 
     // kubectl apply -f examples/consumer.yaml: the Consumer reports lag, which falls to 0 as a
     // worker catches up.
@@ -369,7 +404,7 @@ pub async fn stream_lifecycle(cluster: &Cluster) -> Result<()> {
         Ok((status.lag_records > 0).then_some(status))
     })
     .await?;
-    assert_eq!(lagging.lag_records, acked.len() as u64 + 1, "every record is behind before the worker runs");
+    assert_eq!(lagging.lag_records, stored as u64, "every record is behind before the worker runs");
     assert!(lagging.lag_millis > 0);
     let mut config = WorkerConfig::new("billing", STREAM, "worker-1");
     config.retrieval = Retrieval::Polling { idle: Duration::from_millis(50), max_records: 1000 };
