@@ -113,14 +113,17 @@ impl Node {
             .unwrap_or_default()
             .into_iter()
             .filter(|status| status.id.stream == def.name)
-            .map(|status| pb::ReplicaState {
-                index: status.id.shard,
-                leader: status.leader.map(name).unwrap_or_default(),
-                last_counter: stream.log(status.id.shard).map_or(0, |l| l.last_counter.load(Ordering::Acquire)),
-                appended_bytes: stream.log(status.id.shard).map_or(0, |l| l.appended_bytes.load(Ordering::Relaxed)),
-                last_arrival_ms: stream.log(status.id.shard).map_or(0, |l| l.last_arrival_ms.load(Ordering::Acquire)),
-                voters: status.voters.iter().map(|&id| name(id)).collect(),
-                learners: status.learners.iter().map(|&id| name(id)).collect(),
+            .map(|status| {
+                let log = stream.log(status.id.shard);
+                pb::ReplicaState {
+                    index: status.id.shard,
+                    leader: status.leader.map(name).unwrap_or_default(),
+                    last_counter: log.as_ref().map_or(0, |l| l.last_counter.load(Ordering::Acquire)),
+                    appended_bytes: log.as_ref().map_or(0, |l| l.appended_bytes.load(Ordering::Relaxed)),
+                    last_arrival_ms: log.as_ref().map_or(0, |l| l.last_arrival_ms.load(Ordering::Acquire)),
+                    voters: status.voters.iter().map(|&id| name(id)).collect(),
+                    learners: status.learners.iter().map(|&id| name(id)).collect(),
+                }
             })
             .collect();
         states.sort_by_key(|state| state.index);

@@ -825,12 +825,17 @@ fn encode_conf_state(conf_state: &ConfState) -> Result<Vec<u8>, ReplicationError
     conf_state.write_to_bytes().map_err(|err| ReplicationError::Log(RaftLogError::Malformed(err.to_string())))
 }
 
-/// True when the membership stored in `log` names `me` (as a voter or a learner).
-pub fn stored_member(log: &JournalRaftLog, me: u64) -> Result<bool, ReplicationError> {
-    let Some((_, encoded)) = log.membership()? else { return Ok(false) };
+/// The membership stored in `log`, decoded, with the index it is as of.
+fn stored_membership(log: &JournalRaftLog) -> Result<Option<(u64, ConfState)>, ReplicationError> {
+    let Some((index, encoded)) = log.membership()? else { return Ok(None) };
     let conf_state = ConfState::parse_from_bytes(&encoded)
         .map_err(|err| ReplicationError::Log(RaftLogError::Malformed(format!("stored membership: {err}"))))?;
-    Ok(is_member(&conf_state, me))
+    Ok(Some((index, conf_state)))
+}
+
+/// True when the membership stored in `log` names `me` (as a voter or a learner).
+pub fn stored_member(log: &JournalRaftLog, me: u64) -> Result<bool, ReplicationError> {
+    Ok(stored_membership(log)?.is_some_and(|(_, conf_state)| is_member(&conf_state, me)))
 }
 
 /// The configuration replica `me` opens with, the index it is as of, and whether `me` founded
@@ -842,9 +847,7 @@ fn membership_at_open(
     me: u64,
     founders: &[u64],
 ) -> Result<(ConfState, u64, bool), ReplicationError> {
-    if let Some((index, encoded)) = log.membership()? {
-        let conf_state = ConfState::parse_from_bytes(&encoded)
-            .map_err(|err| ReplicationError::Log(RaftLogError::Malformed(format!("stored membership: {err}"))))?;
+    if let Some((index, conf_state)) = stored_membership(log)? {
         return Ok((conf_state, index, false));
     }
     let founders_conf = ConfState { voters: founders.to_vec(), ..ConfState::default() };
